@@ -1,0 +1,61 @@
+#include "env.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lua_core.h"
+#include "lua_host.h"
+
+static char env_key;
+
+shr_env_t *shr_env_of(lua_State *L) {
+  lua_pushlightuserdata(L, &env_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  shr_env_t *env = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return env;
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction open) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, open);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 2);
+}
+
+int shr_env_init(shr_env_t *env, uv_loop_t *loop, const shr_config_t *cfg, const char *role, int slot,
+                 const char *extra_path, char *err, size_t errlen) {
+  memset(env, 0, sizeof *env);
+  env->loop = loop;
+  env->config = cfg;
+  env->role = role;
+  env->slot = slot;
+  env->mem.limit = cfg->pool_lua_memory_limit;
+  env->L = shr_lua_new(&env->mem, extra_path);
+  if (!env->L) {
+    snprintf(err, errlen, "cannot create a Lua state");
+    return -1;
+  }
+  lua_State *L = env->L;
+  lua_pushlightuserdata(L, &env_key);
+  lua_pushlightuserdata(L, env);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  env->sched = shr_sched_new(loop, L);
+
+  /* bindings: init */
+
+  preload(L, "shield.c.core", shr_lua_core_open);
+  /* bindings: preload */
+  return 0;
+}
+
+void shr_env_close(shr_env_t *env) {
+  if (!env->L) return;
+  shr_sched_close(env->sched);
+  /* bindings: close */
+  lua_close(env->L);
+  env->L = NULL;
+}

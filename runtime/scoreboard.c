@@ -1,0 +1,44 @@
+#include "scoreboard.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+const double shr_duration_bounds[SHR_DURATION_BUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25,
+                                                           0.5,   1,     2.5,  5,    10,  30};
+
+static const char *const state_names[SHR_WORKER_STATES] = {"empty", "starting", "idle",   "busy",
+                                                            "draining", "backoff", "stopped"};
+
+const char *shr_worker_state_name(shr_worker_state_t s) {
+  return (s >= 0 && s < SHR_WORKER_STATES) ? state_names[s] : "unknown";
+}
+
+static size_t mapping_size(int nslots) { return sizeof(shr_scoreboard_t) + (size_t)nslots * sizeof(shr_slot_t); }
+
+shr_scoreboard_t *shr_scoreboard_new(int nslots) {
+  void *p = mmap(NULL, mapping_size(nslots), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  shr_scoreboard_t *sb = p; /* zero-filled by the kernel */
+  sb->nslots = nslots;
+  return sb;
+}
+
+void shr_scoreboard_free(shr_scoreboard_t *sb) { munmap(sb, mapping_size(sb->nslots)); }
+
+uint64_t shr_monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void shr_slot_heartbeat(shr_slot_t *slot) {
+  atomic_store_explicit(&slot->heartbeat_ms, shr_monotonic_ms(), memory_order_relaxed);
+}
+
+void shr_slot_record_duration(shr_slot_t *slot, double seconds) {
+  int i = 0;
+  while (i < SHR_DURATION_BUCKETS && seconds > shr_duration_bounds[i]) i++;
+  atomic_fetch_add_explicit(&slot->duration_buckets[i], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&slot->duration_sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+}

@@ -1,0 +1,307 @@
+#include "supervisor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "script_probe.h"
+#include "worker.h"
+
+/* A worker that dies sooner than this after its start counts as crashing. */
+#define CRASH_WINDOW_MS 5000
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 30000
+#define WATCH_INTERVAL_MS 250
+
+typedef struct {
+  int crashes;          /* consecutive early deaths */
+  uint64_t refork_at;   /* monotonic ms of the delayed re-fork, 0 if none */
+  int stall_killed;     /* we killed it for a stalled heartbeat */
+} slot_control_t;
+
+struct shr_supervisor {
+  const shr_config_t *cfg;
+  uv_loop_t *loop;
+  shr_scoreboard_t *sb;
+  slot_control_t *control;
+  uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
+  uv_timer_t watch;
+  uv_timer_t shutdown_timer;
+  int shutting_down;
+  int started;
+  int exit_status;
+  char script_version[17];
+  char reload_error[1024];
+  int reload_in_progress;
+};
+
+shr_scoreboard_t *shr_supervisor_scoreboard(shr_supervisor_t *s) { return s->sb; }
+const char *shr_supervisor_script_version(shr_supervisor_t *s) { return s->script_version; }
+const char *shr_supervisor_reload_error(shr_supervisor_t *s) { return s->reload_error; }
+
+static int live_workers(shr_supervisor_t *s) {
+  int n = 0;
+  for (int i = 0; i < s->sb->nslots; i++) n += atomic_load(&s->sb->slots[i].pid) > 0;
+  return n;
+}
+
+/* ---- forking ---- */
+
+static void fork_worker(shr_supervisor_t *s, int i) {
+  shr_slot_t *slot = &s->sb->slots[i];
+  pid_t parent = getpid();
+  fflush(NULL);
+  atomic_store(&slot->state, SHR_WORKER_STARTING);
+  atomic_store(&slot->started_ms, shr_monotonic_ms());
+  shr_slot_heartbeat(slot);
+  pid_t pid = fork();
+  if (pid < 0) {
+    shr_error("fork of worker %d failed: %s; retrying", i, strerror(errno));
+    s->control[i].refork_at = shr_monotonic_ms() + 1000;
+    atomic_store(&slot->state, SHR_WORKER_BACKOFF);
+    return;
+  }
+  if (pid == 0) {
+    /* The child owns nothing of the supervisor's loop: drop its descriptors
+     * (listening socket, connections) and its signal dispositions. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
+    close_range(3, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+    shr_worker_main(s->cfg, s->sb, i);
+  }
+  atomic_store(&slot->pid, pid);
+  atomic_fetch_add(&slot->generation, 1);
+  s->control[i].stall_killed = 0;
+  shr_info("worker %d started (pid %d)", i, (int)pid);
+}
+
+static void describe_exit(int status, char *buf, size_t len) {
+  if (WIFEXITED(status))
+    snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+  else if (WIFSIGNALED(status))
+    snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  else
+    snprintf(buf, len, "stopped (status %d)", status);
+}
+
+static void on_worker_exit(shr_supervisor_t *s, int i, int status) {
+  shr_slot_t *slot = &s->sb->slots[i];
+  slot_control_t *c = &s->control[i];
+  char how[128];
+  describe_exit(status, how, sizeof how);
+  atomic_store(&slot->pid, 0);
+  atomic_store(&slot->in_flight, 0);
+  if (s->shutting_down) {
+    atomic_store(&slot->state, SHR_WORKER_STOPPED);
+    shr_info("worker %d %s", i, how);
+    return;
+  }
+  int planned = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  uint64_t lived = shr_monotonic_ms() - atomic_load(&slot->started_ms);
+  if (planned) {
+    shr_info("worker %d %s after %llu tasks (recycled)", i, how, (unsigned long long)atomic_load(&slot->tasks_done));
+    c->crashes = 0;
+    fork_worker(s, i);
+    return;
+  }
+  atomic_fetch_add(&slot->restarts, 1);
+  c->crashes = (lived < CRASH_WINDOW_MS || c->stall_killed) ? c->crashes + 1 : 1;
+  if (c->crashes <= 1) {
+    shr_warn("worker %d %s%s; restarting it", i, how, c->stall_killed ? " after its heartbeat stalled" : "");
+    fork_worker(s, i);
+    return;
+  }
+  uint64_t delay = BACKOFF_FIRST_MS;
+  for (int k = 2; k < c->crashes && delay < BACKOFF_MAX_MS; k++) delay *= 2;
+  if (delay > BACKOFF_MAX_MS) delay = BACKOFF_MAX_MS;
+  shr_error("worker %d %s%s: %d crashes in a row, next start in %llu ms", i, how,
+            c->stall_killed ? " after its heartbeat stalled" : "", c->crashes, (unsigned long long)delay);
+  c->refork_at = shr_monotonic_ms() + delay;
+  atomic_store(&slot->state, SHR_WORKER_BACKOFF);
+}
+
+static void finish_shutdown(shr_supervisor_t *s);
+
+static void on_sigchld(uv_signal_t *h, int signum) {
+  shr_supervisor_t *s = h->data;
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    for (int i = 0; i < s->sb->nslots; i++) {
+      if (atomic_load(&s->sb->slots[i].pid) == pid) {
+        on_worker_exit(s, i, status);
+        break;
+      }
+    }
+  }
+  if (s->shutting_down && live_workers(s) == 0) finish_shutdown(s);
+}
+
+/* ---- watching: stalls and delayed re-forks ---- */
+
+static void on_watch(uv_timer_t *h) {
+  shr_supervisor_t *s = h->data;
+  uint64_t now = shr_monotonic_ms();
+  uint64_t stall_ms = (uint64_t)s->cfg->pool_stall_seconds * 1000;
+  for (int i = 0; i < s->sb->nslots; i++) {
+    shr_slot_t *slot = &s->sb->slots[i];
+    slot_control_t *c = &s->control[i];
+    int pid = atomic_load(&slot->pid);
+    if (pid > 0 && !c->stall_killed && now - atomic_load(&slot->heartbeat_ms) > stall_ms) {
+      shr_error("worker %d (pid %d) has not heart-beaten for %llu s (limit %d s): killing it", i, pid,
+                (unsigned long long)((now - atomic_load(&slot->heartbeat_ms)) / 1000), s->cfg->pool_stall_seconds);
+      c->stall_killed = 1;
+      kill(pid, SIGKILL);
+    }
+    if (pid == 0 && c->refork_at && now >= c->refork_at && !s->shutting_down) {
+      c->refork_at = 0;
+      fork_worker(s, i);
+    }
+  }
+}
+
+/* ---- signals ---- */
+
+static void on_shutdown_timeout(uv_timer_t *h) {
+  shr_supervisor_t *s = h->data;
+  shr_warn("graceful shutdown timeout (%d s) passed: killing %d workers; their tasks stay pending",
+           s->cfg->pool_graceful_shutdown_timeout, live_workers(s));
+  for (int i = 0; i < s->sb->nslots; i++) {
+    int pid = atomic_load(&s->sb->slots[i].pid);
+    if (pid > 0) kill(pid, SIGKILL);
+  }
+}
+
+static void close_cb_walk(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void finish_shutdown(shr_supervisor_t *s) {
+  if (s->shutting_down == 2) return;
+  s->shutting_down = 2;
+  shr_info("all workers stopped; shutdown complete");
+  uv_walk(s->loop, close_cb_walk, NULL);
+}
+
+static void begin_shutdown(shr_supervisor_t *s, int signum) {
+  if (s->shutting_down) {
+    shr_warn("second %s: exiting at once", strsignal(signum));
+    for (int i = 0; i < s->sb->nslots; i++) {
+      int pid = atomic_load(&s->sb->slots[i].pid);
+      if (pid > 0) kill(pid, SIGKILL);
+    }
+    _exit(1);
+  }
+  s->shutting_down = 1;
+  shr_info("%s: graceful shutdown, draining %d workers (up to %d s)", strsignal(signum), live_workers(s),
+           s->cfg->pool_graceful_shutdown_timeout);
+  for (int i = 0; i < s->sb->nslots; i++) {
+    s->control[i].refork_at = 0;
+    int pid = atomic_load(&s->sb->slots[i].pid);
+    if (pid > 0)
+      kill(pid, SIGTERM);
+    else
+      atomic_store(&s->sb->slots[i].state, SHR_WORKER_STOPPED);
+  }
+  uv_timer_stop(&s->watch);
+  uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, (uint64_t)s->cfg->pool_graceful_shutdown_timeout * 1000,
+                 0);
+  if (live_workers(s) == 0) finish_shutdown(s);
+}
+
+static void on_term(uv_signal_t *h, int signum) { begin_shutdown(h->data, signum); }
+
+static void on_reload_probed(void *data, int ok, const char *err, const char *version) {
+  shr_supervisor_t *s = data;
+  s->reload_in_progress = 0;
+  if (!ok) {
+    snprintf(s->reload_error, sizeof s->reload_error, "%s", err);
+    shr_error("reload failed, keeping script version %s: %s", s->script_version, err);
+    return;
+  }
+  s->reload_error[0] = '\0';
+  shr_info("reload: script %s compiled and initialised (version %s)", s->cfg->script, version);
+  snprintf(s->script_version, sizeof s->script_version, "%s", version);
+}
+
+void shr_supervisor_reload(shr_supervisor_t *s) {
+  if (s->shutting_down || s->reload_in_progress) return;
+  s->reload_in_progress = 1;
+  shr_info("reload requested: probing %s", s->cfg->script);
+  if (shr_script_probe(s->loop, s->cfg, on_reload_probed, s) != 0) s->reload_in_progress = 0;
+}
+
+static void on_hup(uv_signal_t *h, int signum) { shr_supervisor_reload(h->data); }
+
+/* ---- start ---- */
+
+static void start_workers(shr_supervisor_t *s) {
+  s->started = 1;
+  for (int i = 0; i < s->sb->nslots; i++) fork_worker(s, i);
+  uv_timer_start(&s->watch, on_watch, WATCH_INTERVAL_MS, WATCH_INTERVAL_MS);
+  shr_info("running: %d workers, concurrency %d each, script %s (version %s)", s->sb->nslots,
+           s->cfg->pool_concurrency, s->cfg->script, s->script_version);
+}
+
+static void on_start_probed(void *data, int ok, const char *err, const char *version) {
+  shr_supervisor_t *s = data;
+  if (!ok) {
+    fprintf(stderr, "%s\n", err);
+    shr_error("not starting: the processing script failed");
+    s->exit_status = 1;
+    s->shutting_down = 2;
+    uv_walk(s->loop, close_cb_walk, NULL);
+    return;
+  }
+  snprintf(s->script_version, sizeof s->script_version, "%s", version);
+  if (s->shutting_down) {
+    finish_shutdown(s);
+    return;
+  }
+  start_workers(s);
+}
+
+int shr_supervisor_main(const shr_config_t *cfg) {
+  static shr_supervisor_t sup;
+  shr_supervisor_t *s = &sup;
+  memset(s, 0, sizeof *s);
+  s->cfg = cfg;
+  s->loop = uv_default_loop();
+  s->sb = shr_scoreboard_new(cfg->pool_size);
+  s->control = calloc((size_t)cfg->pool_size, sizeof *s->control);
+  if (!s->sb || !s->control) {
+    fprintf(stderr, "shield-runtime: cannot allocate the scoreboard\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  uv_signal_t *sigs[] = {&s->sig_term, &s->sig_int, &s->sig_hup, &s->sig_chld};
+  for (size_t i = 0; i < 4; i++) {
+    uv_signal_init(s->loop, sigs[i]);
+    sigs[i]->data = s;
+  }
+  uv_signal_start(&s->sig_term, on_term, SIGTERM);
+  uv_signal_start(&s->sig_int, on_term, SIGINT);
+  uv_signal_start(&s->sig_hup, on_hup, SIGHUP);
+  uv_signal_start(&s->sig_chld, on_sigchld, SIGCHLD);
+  uv_timer_init(s->loop, &s->watch);
+  uv_timer_init(s->loop, &s->shutdown_timer);
+  s->watch.data = s->shutdown_timer.data = s;
+
+  shr_info("shield-runtime %s starting: config %s, %d workers", SHR_VERSION, cfg->path, cfg->pool_size);
+  shr_script_probe(s->loop, cfg, on_start_probed, s);
+  uv_run(s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(s->loop);
+  shr_scoreboard_free(s->sb);
+  free(s->control);
+  return s->exit_status;
+}
