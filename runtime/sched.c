@@ -614,6 +614,18 @@ static int l_deadline(lua_State *L) {
   return 1;
 }
 
+static int l_set_deadline(lua_State *L) {
+  /* The running thread must finish within ms from now; nil clears. */
+  shr_thread_t *t = shr_sched_current(L);
+  if (lua_isnoneornil(L, 1)) {
+    shr_thread_set_deadline(t, 0);
+    return 0;
+  }
+  lua_Number ms = luaL_checknumber(L, 1);
+  shr_thread_set_deadline(t, uv_now(t->sched->loop) + (uint64_t)(ms > 0 ? ms : 0));
+  return 0;
+}
+
 void shr_sched_lua_register(lua_State *L) {
   if (luaL_newmetatable(L, THREAD_MT)) {
     lua_pushcfunction(L, l_thread_gc);
@@ -624,6 +636,6 @@ void shr_sched_lua_register(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"spawn", l_spawn}, {"join", l_join},   {"sleep", l_sleep},
                                  {"now", l_now},     {"yield", l_yield}, {"deadline_left", l_deadline},
-                                 {NULL, NULL}};
+                                 {"set_deadline", l_set_deadline}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -17,6 +17,7 @@ local _M = {
   now = core.now,
   yield = core.yield,
   deadline_left = core.deadline_left,
+  set_deadline = core.set_deadline,
   memory = core.memory,
 }
 

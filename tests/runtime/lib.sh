@@ -1,0 +1,64 @@
+# Shell helpers for process-level tests of the runtime. Source it.
+# Provides: a temp dir ($T), counters (ok/fail/finish), starting the supervisor
+# with a config body and reading its log.
+bin=${SHIELD_BIN:?}
+src=${SHIELD_SOURCE_DIR:?}
+T=$(mktemp -d)
+passes=0 fails=0
+SUP_PID=
+
+cleanup() {
+  if [[ -n $SUP_PID ]] && kill -0 "$SUP_PID" 2>/dev/null; then
+    pkill -KILL -P "$SUP_PID" 2>/dev/null
+    kill -KILL "$SUP_PID" 2>/dev/null
+  fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { passes=$((passes + 1)); echo "ok - $*"; }
+fail() { fails=$((fails + 1)); echo "FAIL - $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
+finish() {
+  echo "$passes passed, $fails failed"
+  [[ $fails -eq 0 ]]
+}
+
+# wait_for SECONDS CMD...: polls CMD every 50 ms until it succeeds.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    ((SECONDS >= deadline)) && return 1
+    sleep 0.05
+  done
+}
+
+# write_config NAME BODY: a config file whose table gets BODY's fields plus the
+# harness's Redis/PostgreSQL URLs when present.
+write_config() {
+  local name=$1 body=$2
+  cat > "$T/$name.cfg.lua" <<CFG
+local c = { $body }
+c.redis = c.redis or {}
+c.redis.url = c.redis.url or os.getenv("SHIELD_TEST_REDIS_URL")
+c.postgres = c.postgres or {}
+c.postgres.url = c.postgres.url or os.getenv("SHIELD_TEST_PG_URL")
+c.http = c.http or {}
+c.http.listen = c.http.listen or ("127.0.0.1:" .. (os.getenv("SHIELD_TEST_HTTP_PORT") or "0"))
+return c
+CFG
+  echo "$T/$name.cfg.lua"
+}
+
+# start_supervisor CONFIG: runs it in the background, log in $T/sup.log.
+start_supervisor() {
+  (cd "$src" && exec "$bin" --config "$1") > "$T/sup.log" 2>&1 &
+  SUP_PID=$!
+}
+
+# worker_pid SLOT: the pid of the newest worker started in SLOT, from the log.
+worker_pid() {
+  grep -o "worker $1 started (pid [0-9]*)" "$T/sup.log" | tail -1 | grep -o '[0-9]*)' | tr -d ')'
+}
+
+workers_ready() { [[ $(grep -c 'ready: script' "$T/sup.log") -ge $1 ]]; }

@@ -1,0 +1,7 @@
+-- Configuration for Lua test files run with `shield-runtime run`: the harness's
+-- servers when present.
+return {
+  script = "scripts/noop.lua",
+  redis = { url = os.getenv("SHIELD_TEST_REDIS_URL") or "redis://127.0.0.1:1/0" },
+  postgres = { url = os.getenv("SHIELD_TEST_PG_URL") or "postgresql://127.0.0.1:1/shield" },
+}

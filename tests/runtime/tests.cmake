@@ -1,0 +1,5 @@
+# Runtime foundation: configuration errors, supervisor and workers, light threads.
+shield_test(NAME runtime.config_errors COMMAND ${CMAKE_CURRENT_LIST_DIR}/config_errors.sh)
+shield_test(NAME runtime.supervisor COMMAND ${CMAKE_CURRENT_LIST_DIR}/supervisor.sh SERVERS TIMEOUT 120)
+shield_test(NAME runtime.sched COMMAND $<TARGET_FILE:shield-runtime> --config ${CMAKE_SOURCE_DIR}/tests/runtime/run.cfg.lua
+  run ${CMAKE_CURRENT_LIST_DIR}/sched_test.lua)
