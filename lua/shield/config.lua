@@ -94,6 +94,7 @@ local schema = {
   },
   postgres = {
     url = { "postgresql://127.0.0.1:5432/shield", text },
+    migrations = { nil, text }, -- folder of *.sql; default: config/migrations of the install
   },
   http = {
     listen = { "127.0.0.1:8000", listen_address },

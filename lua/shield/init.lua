@@ -19,6 +19,9 @@ local _M = {
   deadline_left = core.deadline_left,
   set_deadline = core.set_deadline,
   memory = core.memory,
+  listdir = core.listdir,
+  random_hex = core.random_hex,
+  lua_dir = core.lua_dir,
 }
 
 -- JSON: strict for input (no NaN, Infinity or hex numbers), nil, err on bad input.

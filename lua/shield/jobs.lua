@@ -1,0 +1,163 @@
+-- Jobs as the HTTP API sees them: job ids, validation of ingest requests into
+-- task entries, and the public view of a job from its Redis hash or its
+-- PostgreSQL row. Pure Lua (the caller passes JSON functions and the clock), so
+-- busted specs cover it; used by the API handlers in lua/shield/api/.
+local type, pairs, ipairs, next, tostring, tonumber, string_format, math_floor, os_date =
+  type, pairs, ipairs, next, tostring, tonumber, string.format, math.floor, os.date
+
+local _M = {}
+
+local UUID_PATTERN = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+-- A random UUID (version 4) from 32 random hex digits.
+function _M.new_id(hex32)
+  local v = tonumber(hex32:sub(17, 17), 16) % 4 + 1
+  local variant = ("89ab"):sub(v, v)
+  return string_format("%s-%s-4%s-%s%s-%s", hex32:sub(1, 8), hex32:sub(9, 12), hex32:sub(14, 16), variant,
+    hex32:sub(18, 20), hex32:sub(21, 32))
+end
+
+function _M.valid_id(id)
+  return type(id) == "string" and id:match(UUID_PATTERN) ~= nil
+end
+
+local function is_array(t)
+  if type(t) ~= "table" then
+    return false
+  end
+  local n = 0
+  for k in pairs(t) do
+    if type(k) ~= "number" then
+      return false
+    end
+    n = n + 1
+  end
+  return n == #t
+end
+
+local function is_object(t, null)
+  if type(t) ~= "table" then
+    return false
+  end
+  if next(t) == nil then
+    return true
+  end
+  return not is_array(t) and t ~= null
+end
+
+-- Validates a decoded POST /lightrag/ingest-async body. Returns the list of
+-- chunks ({text, metadata_json}) and the job metadata, or nil, status, detail
+-- (422 names the offending field and chunk index).
+function _M.validate_ingest(body, limits, encode)
+  if type(body) ~= "table" or is_array(body) and next(body) ~= nil then
+    return nil, 422, "the body must be a JSON object"
+  end
+  local chunks = body.chunks
+  if chunks == nil then
+    return nil, 422, "chunks: required"
+  end
+  if not is_array(chunks) then
+    return nil, 422, "chunks: must be an array"
+  end
+  if #chunks == 0 then
+    return nil, 422, "chunks: must not be empty"
+  end
+  if #chunks > limits.max_chunks then
+    return nil, 422, string_format("chunks: %d chunks, at most %d allowed", #chunks, limits.max_chunks)
+  end
+  if body.source_type ~= nil and type(body.source_type) ~= "string" then
+    return nil, 422, "source_type: must be a string"
+  end
+  if body.metadata ~= nil and not is_object(body.metadata) then
+    return nil, 422, "metadata: must be an object"
+  end
+  local out = {}
+  for i, chunk in ipairs(chunks) do
+    local where = string_format("chunks[%d]", i - 1)
+    if type(chunk) ~= "table" or is_array(chunk) and next(chunk) ~= nil then
+      return nil, 422, where .. ": must be an object"
+    end
+    local text = chunk.text
+    if type(text) ~= "string" then
+      return nil, 422, where .. ".text: must be a string"
+    end
+    if not text:find("%S") then
+      return nil, 422, where .. ".text: must not be empty"
+    end
+    if #text > limits.max_chunk_bytes then
+      return nil, 422, string_format("%s.text: %d bytes, at most %d allowed", where, #text, limits.max_chunk_bytes)
+    end
+    if chunk.source_uri ~= nil and type(chunk.source_uri) ~= "string" then
+      return nil, 422, where .. ".source_uri: must be a string"
+    end
+    if chunk.metadata ~= nil and not is_object(chunk.metadata) then
+      return nil, 422, where .. ".metadata: must be an object"
+    end
+    local meta = {}
+    for k, v in pairs(chunk.metadata or {}) do
+      meta[k] = v
+    end
+    meta.source_uri = chunk.source_uri
+    meta.source_type = body.source_type
+    meta.chunk_index = i - 1
+    out[i] = { text = text, metadata = encode(meta) }
+  end
+  local job_meta = {}
+  for k, v in pairs(body.metadata or {}) do
+    job_meta[k] = v
+  end
+  job_meta.source_type = body.source_type
+  return out, encode(job_meta)
+end
+
+-- ISO-8601 UTC with milliseconds from epoch milliseconds.
+function _M.iso8601(ms)
+  ms = tonumber(ms)
+  if not ms then
+    return nil
+  end
+  local seconds = math_floor(ms / 1000)
+  return os_date("!%Y-%m-%dT%H:%M:%S", seconds) .. string_format(".%03dZ", ms - seconds * 1000)
+end
+
+local function timestamp(v)
+  if v == nil or v == "" then
+    return nil
+  end
+  if tostring(v):match("^%d+$") then
+    return _M.iso8601(v)
+  end
+  return v
+end
+
+-- The public view of a job from its fields (Redis hash or PostgreSQL row).
+function _M.view(id, f)
+  local total = tonumber(f.chunks_total) or 0
+  local processed = tonumber(f.chunks_processed) or 0
+  local failed = tonumber(f.chunks_failed) or 0
+  local skipped = tonumber(f.chunks_skipped) or 0
+  local percent = 0
+  if total > 0 then
+    percent = math_floor((processed + failed + skipped) * 10000 / total) / 100
+  end
+  local err = f.error_message
+  if err == "" then
+    err = nil
+  end
+  return {
+    job_id = id,
+    job_type = f.job_type,
+    status = f.status,
+    chunks_total = total,
+    chunks_processed = processed,
+    chunks_failed = failed,
+    chunks_skipped = skipped,
+    percent_complete = percent,
+    created_at = timestamp(f.created_at),
+    started_at = timestamp(f.started_at),
+    completed_at = timestamp(f.completed_at),
+    error = err,
+  }
+end
+
+return _M

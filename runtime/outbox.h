@@ -1,0 +1,36 @@
+/* A buffer of fixed-width string records (op, msg_id, job_id, chunk_id, num,
+ * text) waiting to be sent as the arguments of one Redis script call. Strings
+ * are copied into one growing arena and the memory is reused from batch to
+ * batch, so settling allocates nothing in the steady state. Used by consumer.c. */
+#ifndef SHR_OUTBOX_H
+#define SHR_OUTBOX_H
+
+#include <stddef.h>
+
+#define SHR_OUTBOX_FIELDS 6
+
+typedef struct {
+  char *arena;
+  size_t used, cap;
+  size_t *offsets; /* SHR_OUTBOX_FIELDS per record, into arena */
+  size_t *lengths;
+  int count, cap_records;
+  const char **argv; /* built by shr_outbox_argv */
+  size_t *argvlen;
+  int argv_cap;
+} shr_outbox_t;
+
+void shr_outbox_init(shr_outbox_t *o);
+void shr_outbox_free(shr_outbox_t *o);
+void shr_outbox_clear(shr_outbox_t *o);
+/* Appends one record; fields are (pointer, length) pairs. Returns 0 or -1. */
+int shr_outbox_add(shr_outbox_t *o, const char *const fields[SHR_OUTBOX_FIELDS],
+                   const size_t lengths[SHR_OUTBOX_FIELDS]);
+/* Moves every record of src to the end of dst (src ends empty). */
+int shr_outbox_append(shr_outbox_t *dst, shr_outbox_t *src);
+/* The argument vector: the nhead strings of head, then every record's fields.
+ * Valid until the next change of o. */
+int shr_outbox_argv(shr_outbox_t *o, int nhead, const char *const *head, const size_t *headlen,
+                    const char ***argv, const size_t **argvlen);
+
+#endif

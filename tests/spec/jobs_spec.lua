@@ -1,0 +1,70 @@
+local jobs = require "shield.jobs"
+local cjson = require "cjson"
+
+describe("shield.jobs", function()
+  local limits = { max_chunks = 3, max_chunk_bytes = 10 }
+
+  it("makes well-formed version 4 UUIDs", function()
+    local id = jobs.new_id("0123456789abcdef0123456789abcdef")
+    assert.are.equal("01234567-89ab-4def-8123-456789abcdef", id)
+    assert.is_true(jobs.valid_id(id))
+    assert.is_false(jobs.valid_id("01234567-89ab-1def-8123-456789abcdef"))
+    assert.is_false(jobs.valid_id("../etc/passwd"))
+    assert.is_false(jobs.valid_id(nil))
+  end)
+
+  it("turns a valid request into chunks with their metadata", function()
+    local chunks, meta = jobs.validate_ingest({
+      source_type = "pdf",
+      metadata = { tenant = "acme" },
+      chunks = {
+        { text = "Hello", source_uri = "s3://a/b", metadata = { page = 2 } },
+        { text = "World" },
+      },
+    }, limits, cjson.encode)
+    assert.are.equal(2, #chunks)
+    assert.are.equal("Hello", chunks[1].text)
+    assert.are.same({ page = 2, source_uri = "s3://a/b", source_type = "pdf", chunk_index = 0 },
+      cjson.decode(chunks[1].metadata))
+    assert.are.same({ source_type = "pdf", chunk_index = 1 }, cjson.decode(chunks[2].metadata))
+    assert.are.same({ tenant = "acme", source_type = "pdf" }, cjson.decode(meta))
+  end)
+
+  local cases = {
+    { "not an object", { 1, 2 }, "the body must be a JSON object" },
+    { "no chunks", {}, "chunks: required" },
+    { "chunks not an array", { chunks = { a = 1 } }, "chunks: must be an array" },
+    { "empty chunks", { chunks = {} }, "chunks: must not be empty" },
+    { "too many chunks", { chunks = { { text = "a" }, { text = "b" }, { text = "c" }, { text = "d" } } },
+      "chunks: 4 chunks, at most 3 allowed" },
+    { "chunk not an object", { chunks = { "text" } }, "chunks[0]: must be an object" },
+    { "text missing", { chunks = { { text = "a" }, {} } }, "chunks[1].text: must be a string" },
+    { "text empty", { chunks = { { text = "  \n" } } }, "chunks[0].text: must not be empty" },
+    { "text too long", { chunks = { { text = "01234567890" } } }, "chunks[0].text: 11 bytes, at most 10 allowed" },
+    { "text a number", { chunks = { { text = 5 } } }, "chunks[0].text: must be a string" },
+    { "bad source_uri", { chunks = { { text = "a", source_uri = 1 } } }, "chunks[0].source_uri: must be a string" },
+    { "bad chunk metadata", { chunks = { { text = "a", metadata = "x" } } }, "chunks[0].metadata: must be an object" },
+    { "bad job metadata", { chunks = { { text = "a" } }, metadata = 3 }, "metadata: must be an object" },
+    { "bad source_type", { chunks = { { text = "a" } }, source_type = {} }, "source_type: must be a string" },
+  }
+  for _, case in ipairs(cases) do
+    it("rejects " .. case[1] .. " with 422", function()
+      local chunks, status, detail = jobs.validate_ingest(case[2], limits, cjson.encode)
+      assert.is_nil(chunks)
+      assert.are.equal(422, status)
+      assert.are.equal(case[3], detail)
+    end)
+  end
+
+  it("shows a job with its percent and ISO timestamps", function()
+    local v = jobs.view("id1", {
+      status = "processing", job_type = "lightrag_ingest", chunks_total = "4", chunks_processed = "2",
+      chunks_failed = "1", created_at = "1700000000123", started_at = "", error_message = "",
+    })
+    assert.are.equal(75, v.percent_complete)
+    assert.are.equal("2023-11-14T22:13:20.123Z", v.created_at)
+    assert.is_nil(v.started_at)
+    assert.is_nil(v.error)
+    assert.are.equal(4, v.chunks_total)
+  end)
+end)
