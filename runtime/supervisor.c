@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "env.h"
 #include "log.h"
+#include "lua_host.h"
 #include "script_probe.h"
 #include "worker.h"
 
@@ -33,6 +35,10 @@ struct shr_supervisor {
   uv_signal_t sig_term, sig_int, sig_hup, sig_chld;
   uv_timer_t watch;
   uv_timer_t shutdown_timer;
+  uv_fs_event_t script_watch; /* edits under the script's folder trigger a reload */
+  uv_timer_t reload_debounce;
+  shr_env_t env;              /* the supervisor's Lua side: maintenance, API */
+  int env_ready;
   int shutting_down;
   int started;
   int exit_status;
@@ -186,11 +192,40 @@ static void close_cb_walk(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+static void close_everything(shr_supervisor_t *s) {
+  if (s->env_ready) {
+    s->env_ready = 0;
+    shr_env_close(&s->env);
+  }
+  uv_walk(s->loop, close_cb_walk, NULL);
+}
+
+static void on_final_sync(shr_thread_t *t, int ok, lua_State *co, void *data) {
+  shr_supervisor_t *s = data;
+  if (!ok)
+    shr_error("final job sync failed: %s", lua_tostring(co, -1));
+  else if (lua_isnil(co, 1))
+    shr_warn("final job sync to PostgreSQL incomplete (%s): the next start finishes it", lua_tostring(co, 2));
+  shr_info("shutdown complete");
+  close_everything(s);
+}
+
 static void finish_shutdown(shr_supervisor_t *s) {
   if (s->shutting_down == 2) return;
   s->shutting_down = 2;
-  shr_info("all workers stopped; shutdown complete");
-  uv_walk(s->loop, close_cb_walk, NULL);
+  shr_info("all workers stopped; flushing job state to PostgreSQL");
+  if (!s->env_ready) {
+    close_everything(s);
+    return;
+  }
+  lua_State *L = s->env.L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "shield.supervisor.main");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "final_sync");
+  lua_remove(L, -2);
+  shr_thread_t *t = shr_sched_spawn(s->env.sched, 0, on_final_sync, s);
+  shr_thread_set_deadline(t, uv_now(s->loop) + 10000);
 }
 
 static void begin_shutdown(shr_supervisor_t *s, int signum) {
@@ -230,8 +265,17 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
     return;
   }
   s->reload_error[0] = '\0';
-  shr_info("reload: script %s compiled and initialised (version %s)", s->cfg->script, version);
+  if (strcmp(version, s->script_version) == 0) {
+    shr_info("reload: script unchanged (version %s)", version);
+    return;
+  }
+  shr_info("reload: script %s compiled and initialised (version %s); swapping workers to it", s->cfg->script,
+           version);
   snprintf(s->script_version, sizeof s->script_version, "%s", version);
+  for (int i = 0; i < s->sb->nslots; i++) {
+    int pid = atomic_load(&s->sb->slots[i].pid);
+    if (pid > 0) kill(pid, SIGUSR1);
+  }
 }
 
 void shr_supervisor_reload(shr_supervisor_t *s) {
@@ -241,12 +285,66 @@ void shr_supervisor_reload(shr_supervisor_t *s) {
   if (shr_script_probe(s->loop, s->cfg, on_reload_probed, s) != 0) s->reload_in_progress = 0;
 }
 
-static void on_hup(uv_signal_t *h, int signum) { shr_supervisor_reload(h->data); }
+static void on_hup(uv_signal_t *h, int signum) {
+  shr_info("SIGHUP: reloading the processing script");
+  shr_supervisor_reload(h->data);
+}
+
+/* Editors write files in several steps: wait for the burst to end. */
+static void on_reload_debounced(uv_timer_t *h) { shr_supervisor_reload(h->data); }
+
+static void on_script_dir_event(uv_fs_event_t *h, const char *file, int events, int status) {
+  shr_supervisor_t *s = h->data;
+  if (status < 0 || !file || file[0] == '.' || !strstr(file, ".lua")) return;
+  uv_timer_start(&s->reload_debounce, on_reload_debounced, 300, 0);
+}
+
+static void watch_script_dir(shr_supervisor_t *s) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", s->cfg->script);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  uv_fs_event_init(s->loop, &s->script_watch);
+  s->script_watch.data = s;
+  int rc = uv_fs_event_start(&s->script_watch, on_script_dir_event, dir, 0);
+  if (rc != 0) shr_warn("cannot watch %s for script edits (%s): reload with SIGHUP", dir, uv_strerror(rc));
+}
 
 /* ---- start ---- */
 
+static void on_maintenance_started(shr_thread_t *t, int ok, lua_State *co, void *data) {
+  if (!ok) shr_error("supervisor maintenance failed to start: %s", lua_tostring(co, -1));
+}
+
+/* The supervisor's Lua side: maintenance threads (lua/shield/supervisor/main.lua). */
+static void start_env(shr_supervisor_t *s) {
+  char err[1024];
+  if (shr_env_init(&s->env, s->loop, s->cfg, "supervisor", -1, NULL, err, sizeof err) != 0) {
+    shr_error("cannot start the supervisor's Lua environment: %s", err);
+    return;
+  }
+  s->env_ready = 1;
+  char host[256];
+  if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
+  host[sizeof host - 1] = '\0';
+  lua_State *L = s->env.L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "shield.supervisor.main");
+  if (shr_lua_pcall(L, 1, 1) != 0) {
+    shr_error("%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, "run");
+  lua_remove(L, -2);
+  lua_pushstring(L, host);
+  shr_sched_spawn(s->env.sched, 1, on_maintenance_started, s);
+}
+
 static void start_workers(shr_supervisor_t *s) {
   s->started = 1;
+  start_env(s);
+  watch_script_dir(s);
   for (int i = 0; i < s->sb->nslots; i++) fork_worker(s, i);
   uv_timer_start(&s->watch, on_watch, WATCH_INTERVAL_MS, WATCH_INTERVAL_MS);
   shr_info("running: %d workers, concurrency %d each, script %s (version %s)", s->sb->nslots,
@@ -295,7 +393,8 @@ int shr_supervisor_main(const shr_config_t *cfg) {
   uv_signal_start(&s->sig_chld, on_sigchld, SIGCHLD);
   uv_timer_init(s->loop, &s->watch);
   uv_timer_init(s->loop, &s->shutdown_timer);
-  s->watch.data = s->shutdown_timer.data = s;
+  uv_timer_init(s->loop, &s->reload_debounce);
+  s->watch.data = s->shutdown_timer.data = s->reload_debounce.data = s;
 
   shr_info("shield-runtime %s starting: config %s, %d workers", SHR_VERSION, cfg->path, cfg->pool_size);
   shr_script_probe(s->loop, cfg, on_start_probed, s);

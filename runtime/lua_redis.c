@@ -1,0 +1,365 @@
+/* Replies in Lua, as Redis' own Lua scripting maps them:
+ *   bulk and status replies   strings ("OK", "PONG", "QUEUED" stay strings)
+ *   integers                  numbers
+ *   arrays                    tables 1..n, nested
+ *   nil                       nil at the top; false inside an array
+ *   error                     nil, "ERR ..." (the server's text) at the top;
+ *                             {err = "ERR ..."} inside an array
+ * call(cmd, ...)                -> reply | nil, err
+ * pipeline{{cmd, ...}, ...}     -> results, errors | nil, err
+ *   results[i]: the i-th reply (false for a nil or an error reply); errors:
+ *   nil when no reply was an error, else {[i] = "ERR ..."}. A transport error
+ *   (no answer for some command) gives nil, err for the whole pipeline.
+ * script(source)                -> object; object:call(keys, args) -> as call
+ * connected()                   -> boolean
+ * Transport errors are redis.h's: "redis: not connected", "redis: connection
+ * lost", "closed"; the thread's deadline gives nil, "timeout". */
+#include "lua_redis.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+#include "redis.h"
+#include "sched.h"
+
+#define SCRIPT_MT "shield.redis.script"
+
+typedef struct lreq lreq_t;
+
+typedef struct {
+  lreq_t *req;
+  int index;
+} lslot_t;
+
+/* One call or pipeline parked on the scheduler. */
+struct lreq {
+  shr_wait_t wait;
+  int n;               /* commands */
+  int left;            /* answers still to come */
+  int pipeline;
+  int cancelled;       /* the thread stopped waiting: answers are dropped */
+  const char *err;     /* the first transport error (a static string) */
+  redisReply **replies; /* copies, owned; in the same block */
+  lslot_t *slots;      /* the callbacks' data; in the same block */
+};
+
+static void req_free(lreq_t *req) {
+  for (int i = 0; i < req->n; i++) shr_redis_reply_free(req->replies[i]);
+  free(req);
+}
+
+static void on_reply(shr_redis_t *r, redisReply *reply, const char *err, void *data) {
+  lslot_t *slot = data;
+  lreq_t *req = slot->req;
+  if (!req->cancelled) {
+    if (!reply) {
+      if (!req->err) req->err = err;
+    } else if (!(req->replies[slot->index] = shr_redis_reply_copy(reply)) && !req->err) {
+      req->err = "redis: out of memory";
+    }
+  }
+  if (--req->left > 0) return;
+  if (req->cancelled)
+    req_free(req);
+  else
+    shr_sched_wake(&req->wait);
+}
+
+/* ---- replies to Lua ---- */
+
+static void push_value(lua_State *L, const redisReply *r) {
+  switch (r->type) {
+  case REDIS_REPLY_STRING:
+  case REDIS_REPLY_STATUS:
+    lua_pushlstring(L, r->str, r->len);
+    break;
+  case REDIS_REPLY_INTEGER:
+    lua_pushnumber(L, (lua_Number)r->integer);
+    break;
+  case REDIS_REPLY_ERROR:
+    lua_createtable(L, 0, 1);
+    lua_pushlstring(L, r->str, r->len);
+    lua_setfield(L, -2, "err");
+    break;
+  case REDIS_REPLY_ARRAY:
+    luaL_checkstack(L, 4, "redis reply nested too deep");
+    lua_createtable(L, (int)r->elements, 0);
+    for (size_t i = 0; i < r->elements; i++) {
+      if (r->element[i])
+        push_value(L, r->element[i]);
+      else
+        lua_pushboolean(L, 0);
+      lua_rawseti(L, -2, (int)i + 1);
+    }
+    break;
+  default: /* nil */
+    lua_pushboolean(L, 0);
+    break;
+  }
+}
+
+static int push_req(lua_State *co, shr_wait_t *w) {
+  lreq_t *req = (lreq_t *)w;
+  int nret;
+  if (req->err) {
+    lua_pushnil(co);
+    lua_pushstring(co, req->err);
+    nret = 2;
+  } else if (!req->pipeline) {
+    const redisReply *r = req->replies[0];
+    nret = 1;
+    if (r->type == REDIS_REPLY_NIL) {
+      lua_pushnil(co);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+      lua_pushnil(co);
+      lua_pushlstring(co, r->str, r->len);
+      nret = 2;
+    } else {
+      push_value(co, r);
+    }
+  } else {
+    lua_createtable(co, req->n, 0);
+    int results = lua_gettop(co), errors = 0;
+    for (int i = 0; i < req->n; i++) {
+      const redisReply *r = req->replies[i];
+      if (r->type == REDIS_REPLY_ERROR) {
+        if (!errors) {
+          lua_createtable(co, 0, 1);
+          errors = lua_gettop(co);
+        }
+        lua_pushlstring(co, r->str, r->len);
+        lua_rawseti(co, errors, i + 1);
+        lua_pushboolean(co, 0);
+      } else {
+        push_value(co, r);
+      }
+      lua_rawseti(co, results, i + 1);
+    }
+    nret = errors ? 2 : 1;
+  }
+  req_free(req);
+  return nret;
+}
+
+static void cancel_req(shr_wait_t *w) {
+  lreq_t *req = (lreq_t *)w;
+  req->cancelled = 1;
+  /* Answers already in are released now; the rest as they come. */
+  for (int i = 0; i < req->n; i++) {
+    shr_redis_reply_free(req->replies[i]);
+    req->replies[i] = NULL;
+  }
+  if (req->left == 0) req_free(req);
+}
+
+static lreq_t *req_new(lua_State *L, int n, int pipeline) {
+  lreq_t *req = calloc(1, sizeof *req + (size_t)n * (sizeof(redisReply *) + sizeof(lslot_t)));
+  if (!req) luaL_error(L, "redis: out of memory");
+  req->wait.push = push_req;
+  req->wait.cancel = cancel_req;
+  req->n = req->left = n;
+  req->pipeline = pipeline;
+  req->replies = (redisReply **)(req + 1);
+  req->slots = (lslot_t *)(req->replies + n);
+  for (int i = 0; i < n; i++) req->slots[i] = (lslot_t){req, i};
+  return req;
+}
+
+/* ---- arguments ---- */
+
+/* Checks that stack slot idx holds a string or a number and leaves a string
+ * there: integral numbers as integers, others with %.17g (round-trip exact). */
+static void to_arg(lua_State *L, int idx, const char *fn, int argno) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING) return;
+  if (t != LUA_TNUMBER)
+    luaL_error(L, "bad argument #%d to '%s' (string or number expected, got %s)", argno, fn, lua_typename(L, t));
+  lua_Number x = lua_tonumber(L, idx);
+  char buf[48];
+  if (x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0)
+    snprintf(buf, sizeof buf, "%lld", (long long)x);
+  else
+    snprintf(buf, sizeof buf, "%.17g", x);
+  lua_pushstring(L, buf);
+  lua_replace(L, idx);
+}
+
+/* Argument vectors in a userdata pushed on the stack, so an error raised later
+ * leaks nothing. */
+static void vectors(lua_State *L, int n, const char ***argv, size_t **argvlen) {
+  void *block = lua_newuserdata(L, (size_t)n * (sizeof(char *) + sizeof(size_t)));
+  *argv = block;
+  *argvlen = (size_t *)(*argv + n);
+}
+
+/* Fills argv from the n strings at stack slots first..first+n-1. */
+static void collect(lua_State *L, int first, int n, const char **argv, size_t *argvlen) {
+  for (int i = 0; i < n; i++) argv[i] = lua_tolstring(L, first + i, &argvlen[i]);
+}
+
+static shr_redis_t *client(lua_State *L) {
+  shr_env_t *env = shr_env_of(L);
+  return env ? env->redis : NULL;
+}
+
+static int not_connected(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "redis: not connected");
+  return 2;
+}
+
+/* ---- module functions ---- */
+
+static int l_call(lua_State *L) {
+  int argc = lua_gettop(L);
+  luaL_checkstring(L, 1);
+  for (int i = 2; i <= argc; i++) to_arg(L, i, "call", i);
+  to_arg(L, 1, "call", 1);
+  shr_sched_current(L);
+  shr_redis_t *r = client(L);
+  if (!r) return not_connected(L);
+  const char **argv;
+  size_t *argvlen;
+  vectors(L, argc, &argv, &argvlen);
+  collect(L, 1, argc, argv, argvlen);
+  lreq_t *req = req_new(L, 1, 0);
+  shr_redis_command(r, on_reply, &req->slots[0], argc, argv, argvlen);
+  return shr_sched_wait(L, &req->wait);
+}
+
+static int l_pipeline(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int n = (int)lua_objlen(L, 1), widest = 0;
+  /* Check every command before sending any, so misuse sends nothing. */
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (!lua_istable(L, -1))
+      return luaL_error(L, "bad argument #1 to 'pipeline' (command %d: table expected, got %s)", i,
+                        luaL_typename(L, -1));
+    int m = (int)lua_objlen(L, -1);
+    if (m == 0) return luaL_error(L, "bad argument #1 to 'pipeline' (command %d is empty)", i);
+    for (int j = 1; j <= m; j++) {
+      lua_rawgeti(L, -1, j);
+      int t = lua_type(L, -1);
+      if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        return luaL_error(L, "bad argument #1 to 'pipeline' (command %d, element %d: string or number expected, got %s)",
+                          i, j, lua_typename(L, t));
+      lua_pop(L, 1);
+    }
+    if (m > widest) widest = m;
+    lua_pop(L, 1);
+  }
+  shr_sched_current(L);
+  if (n == 0) {
+    lua_newtable(L);
+    return 1;
+  }
+  shr_redis_t *r = client(L);
+  if (!r) return not_connected(L);
+  const char **argv;
+  size_t *argvlen;
+  vectors(L, widest, &argv, &argvlen);
+  int base = lua_gettop(L);
+  luaL_checkstack(L, widest + 1, "pipeline command too long");
+  lreq_t *req = req_new(L, n, 1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    int m = (int)lua_objlen(L, -1), cmd = lua_gettop(L);
+    for (int j = 1; j <= m; j++) {
+      lua_rawgeti(L, cmd, j);
+      to_arg(L, -1, "pipeline", 1);
+    }
+    collect(L, cmd + 1, m, argv, argvlen);
+    shr_redis_command(r, on_reply, &req->slots[i - 1], m, argv, argvlen);
+    lua_settop(L, base);
+  }
+  return shr_sched_wait(L, &req->wait);
+}
+
+static int l_connected(lua_State *L) {
+  shr_redis_t *r = client(L);
+  lua_pushboolean(L, r && shr_redis_connected(r));
+  return 1;
+}
+
+/* ---- scripts ---- */
+
+typedef struct {
+  shr_redis_script_t *s; /* one reference; calls in flight hold their own */
+} lscript_t;
+
+static int l_script(lua_State *L) {
+  size_t len;
+  const char *src = luaL_checklstring(L, 1, &len);
+  lscript_t *ud = lua_newuserdata(L, sizeof *ud);
+  ud->s = NULL;
+  luaL_getmetatable(L, SCRIPT_MT);
+  lua_setmetatable(L, -2);
+  if (!(ud->s = shr_redis_script_new(src, len))) return luaL_error(L, "redis.script: out of memory");
+  return 1;
+}
+
+static int l_script_gc(lua_State *L) {
+  lscript_t *ud = luaL_checkudata(L, 1, SCRIPT_MT);
+  if (ud->s) shr_redis_script_free(ud->s);
+  ud->s = NULL;
+  return 0;
+}
+
+/* Pushes the elements of the optional array at idx as argument strings;
+ * returns their count. */
+static int push_list(lua_State *L, int idx, const char *what) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "bad argument #%d to 'call' (%s table expected, got %s)", idx - 1, what, luaL_typename(L, idx));
+  int n = (int)lua_objlen(L, idx);
+  luaL_checkstack(L, n + 4, "too many script arguments");
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    to_arg(L, -1, "call", idx - 1);
+  }
+  return n;
+}
+
+/* script:call(keys, args) */
+static int l_script_call(lua_State *L) {
+  lscript_t *ud = luaL_checkudata(L, 1, SCRIPT_MT);
+  lua_settop(L, 3);
+  int first = lua_gettop(L) + 1;
+  int nkeys = push_list(L, 2, "keys");
+  int argc = nkeys + push_list(L, 3, "args");
+  shr_sched_current(L);
+  shr_redis_t *r = client(L);
+  if (!r) return not_connected(L);
+  const char **argv;
+  size_t *argvlen;
+  vectors(L, argc ? argc : 1, &argv, &argvlen);
+  collect(L, first, argc, argv, argvlen);
+  lreq_t *req = req_new(L, 1, 0);
+  shr_redis_script_call(r, ud->s, on_reply, &req->slots[0], nkeys, argc, argv, argvlen);
+  return shr_sched_wait(L, &req->wait);
+}
+
+int shr_lua_redis_open(lua_State *L) {
+  if (luaL_newmetatable(L, SCRIPT_MT)) {
+    lua_pushcfunction(L, l_script_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_newtable(L);
+    lua_pushcfunction(L, l_script_call);
+    lua_setfield(L, -2, "call");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {{"call", l_call},
+                                 {"pipeline", l_pipeline},
+                                 {"script", l_script},
+                                 {"connected", l_connected},
+                                 {NULL, NULL}};
+  lua_newtable(L);
+  luaL_setfuncs(L, fns, 0);
+  return 1;
+}

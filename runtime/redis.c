@@ -1,0 +1,706 @@
+#include "redis.h"
+
+#include <assert.h>
+#include <hiredis/async.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "redis_uv.h"
+
+/* DOWN: waiting out the backoff, commands fail fast. CONNECTING: an attempt is
+ * in progress (TCP, then AUTH/SELECT); commands wait in the connect queue.
+ * READY: commands go straight to hiredis. CLOSED: everything answers "closed". */
+enum { ST_DOWN, ST_CONNECTING, ST_READY, ST_CLOSED };
+
+typedef struct cmd cmd_t;
+
+typedef struct {
+  uv_timer_t timer;
+  cmd_t *cmd; /* the command it guards */
+} watchdog_t;
+
+struct cmd {
+  shr_redis_t *r;
+  shr_redis_cb cb;
+  void *data;
+  watchdog_t *wd; /* NULL unless the command has a timeout; closed once answered */
+  cmd_t *next;    /* in the connect queue */
+  char *fmt;      /* the formatted command while it waits in the queue; owned */
+  size_t fmtlen;
+  unsigned answered : 1, sent : 1;
+};
+
+typedef struct {
+  shr_redis_connect_cb fn;
+  void *data;
+} hook_t;
+
+struct shr_redis {
+  uv_loop_t *loop;
+  char *name;          /* owned */
+  char *host;          /* owned */
+  int port;
+  char *user;          /* owned, NULL for plain AUTH <password> */
+  char *password;      /* owned, NULL: no AUTH */
+  int db;
+  redisAsyncContext *ac; /* the connection or attempt; NULL when down */
+  int state;
+  int setup_left;        /* AUTH/SELECT replies awaited before READY */
+  const char *kill_why;  /* a drop asked for inside a hiredis callback */
+  uv_timer_t timer;      /* connect timeout, backoff, deferred drop and close */
+  unsigned connect_timeout_ms;
+  unsigned backoff_ms;
+  cmd_t *queue_head, *queue_tail; /* commands waiting for READY */
+  int pending;           /* commands not answered yet: they keep the loop alive */
+  int depth;             /* > 0 inside a hiredis callback, where freeing ac is forbidden */
+  const char *drop_err;  /* the answer of in-flight commands while we free ac */
+  int failures;          /* consecutive failed attempts, to log only the first */
+  hook_t *hooks;         /* owned */
+  int nhooks;
+  shr_redis_stats_t stats;
+};
+
+struct shr_redis_script {
+  char *src; /* owned */
+  size_t len;
+  char sha[41]; /* "" until SCRIPT LOAD answered */
+  int refs;     /* the owner plus calls and loads in flight */
+  int loading;
+};
+
+static void on_timer(uv_timer_t *t);
+
+/* ---- URL ---- */
+
+static int unhex(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* A %-decoded copy of s[0..n), or NULL on a bad escape. */
+static char *decode(const char *s, size_t n) {
+  char *out = malloc(n + 1), *o = out;
+  if (!out) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] != '%') {
+      *o++ = s[i];
+      continue;
+    }
+    int hi = i + 2 < n ? unhex(s[i + 1]) : -1, lo = hi >= 0 ? unhex(s[i + 2]) : -1;
+    if (lo < 0) {
+      free(out);
+      return NULL;
+    }
+    *o++ = (char)(hi * 16 + lo);
+    i += 2;
+  }
+  *o = '\0';
+  return out;
+}
+
+static int parse_number(const char *s, size_t n, long max, long *out) {
+  if (n == 0 || n > 9) return -1;
+  long v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+/* redis://[[user]:password@]host[:port][/db] */
+static const char *parse_url(shr_redis_t *r, const char *url) {
+  static const char scheme[] = "redis://";
+  if (strncmp(url, scheme, sizeof scheme - 1) != 0) return "the URL must start with redis://";
+  const char *p = url + sizeof scheme - 1;
+  const char *end = p + strcspn(p, "/?#");
+  if (*end == '?' || *end == '#') return "query and fragment are not supported";
+  const char *at = NULL;
+  for (const char *q = p; q < end; q++)
+    if (*q == '@') at = q;
+  if (at) {
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    if (!colon) return "expected [user]:password before @";
+    if (colon > p && !(r->user = decode(p, (size_t)(colon - p)))) return "bad %-escape in the user";
+    if (!(r->password = decode(colon + 1, (size_t)(at - colon - 1)))) return "bad %-escape in the password";
+    p = at + 1;
+  }
+  const char *host = p, *host_end, *port = NULL;
+  if (*p == '[') {
+    host = p + 1;
+    host_end = memchr(host, ']', (size_t)(end - host));
+    if (!host_end) return "unterminated [ in the host";
+    if (host_end + 1 < end) {
+      if (host_end[1] != ':') return "bad port";
+      port = host_end + 2;
+    }
+  } else {
+    host_end = memchr(p, ':', (size_t)(end - p));
+    if (host_end)
+      port = host_end + 1;
+    else
+      host_end = end;
+  }
+  if (host_end == host) return "missing host";
+  if (!(r->host = strndup(host, (size_t)(host_end - host)))) return "out of memory";
+  long v = 6379;
+  if (port && (parse_number(port, (size_t)(end - port), 65535, &v) != 0 || v == 0)) return "bad port";
+  r->port = (int)v;
+  v = 0;
+  if (*end == '/' && end[1] && parse_number(end + 1, strlen(end + 1), 1000000, &v) != 0)
+    return "the path must be a database number";
+  r->db = (int)v;
+  return NULL;
+}
+
+/* ---- commands ---- */
+
+static void free_watchdog(uv_handle_t *h) { free(h->data); }
+
+static void sync_ref(shr_redis_t *r) {
+  if (r->ac) shr_redis_uv_set_ref(r->ac, r->pending > 0);
+}
+
+/* Delivers the one answer of c. c itself stays for the caller to free: hiredis
+ * or the queue may still hold it. */
+static void answer(cmd_t *c, redisReply *reply, const char *err) {
+  shr_redis_t *r = c->r;
+  assert(!c->answered);
+  c->answered = 1;
+  if (c->wd) {
+    uv_timer_stop(&c->wd->timer);
+    uv_close((uv_handle_t *)&c->wd->timer, free_watchdog);
+    c->wd = NULL;
+  }
+  r->pending--;
+  c->cb(r, reply, err, c->data);
+  sync_ref(r);
+}
+
+static void cmd_free(cmd_t *c) {
+  if (c->fmt) redisFreeCommand(c->fmt);
+  free(c);
+}
+
+/* Answers c with err at once and frees it; the fail-fast path. */
+static int fail(cmd_t *c, const char *err) {
+  answer(c, NULL, err);
+  cmd_free(c);
+  return -1;
+}
+
+static void fail_queue(shr_redis_t *r, const char *err) {
+  cmd_t *c;
+  while ((c = r->queue_head)) {
+    r->queue_head = c->next;
+    if (!r->queue_head) r->queue_tail = NULL;
+    if (!c->answered) answer(c, NULL, err);
+    cmd_free(c);
+  }
+}
+
+static void schedule(shr_redis_t *r, unsigned ms) { uv_timer_start(&r->timer, on_timer, ms, 0); }
+
+/* The connection or attempt ac is gone or going (hiredis is freeing it, or we
+ * are about to): forget it, fail what waited for it, plan the next attempt. */
+static void lost(shr_redis_t *r, redisAsyncContext *ac, const char *why) {
+  if (r->ac != ac) return;
+  r->ac = NULL;
+  int was = r->state;
+  if (was == ST_CLOSED) {
+    fail_queue(r, "closed");
+    return;
+  }
+  r->state = ST_DOWN;
+  if (was == ST_READY) {
+    shr_warn("redis %s: connection to %s:%d lost (%s); reconnecting", r->name, r->host, r->port, why);
+  } else {
+    r->stats.connect_failures++;
+    if (r->failures++ == 0)
+      shr_warn("redis %s: cannot connect to %s:%d (%s); retrying", r->name, r->host, r->port, why);
+    else
+      shr_debug("redis %s: cannot connect to %s:%d (%s)", r->name, r->host, r->port, why);
+  }
+  fail_queue(r, "redis: not connected");
+  if (r->state != ST_DOWN) return; /* a callback closed the client */
+  schedule(r, r->backoff_ms);
+  r->backoff_ms = r->backoff_ms * 2 > SHR_REDIS_BACKOFF_MAX_MS ? SHR_REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+/* Frees the current connection from outside hiredis: in-flight commands get
+ * err (NULL: "redis: connection lost"). */
+static void drop(shr_redis_t *r, const char *err, const char *why) {
+  assert(r->depth == 0);
+  redisAsyncContext *ac = r->ac;
+  if (!ac) return;
+  lost(r, ac, why);
+  r->drop_err = err;
+  redisAsyncFree(ac);
+  r->drop_err = NULL;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+  cmd_t *c = privdata;
+  shr_redis_t *r = c->r;
+  r->depth++;
+  /* A NULL reply: hiredis is freeing ac, with every callback still pending. */
+  if (!reply) lost(r, ac, ac->c.errstr[0] ? ac->c.errstr : "disconnected");
+  if (!c->answered) answer(c, reply, reply ? NULL : r->drop_err ? r->drop_err : "redis: connection lost");
+  cmd_free(c);
+  r->depth--;
+}
+
+static cmd_t *cmd_new(shr_redis_t *r, shr_redis_cb cb, void *data) {
+  cmd_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->r = r;
+  c->cb = cb;
+  c->data = data;
+  r->pending++;
+  return c;
+}
+
+static int send_argv(cmd_t *c, int argc, const char **argv, const size_t *argvlen) {
+  shr_redis_t *r = c->r;
+  if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK)
+    return fail(c, "redis: not connected");
+  c->sent = 1;
+  r->stats.commands_sent++;
+  sync_ref(r);
+  return 0;
+}
+
+static void on_watchdog(uv_timer_t *t) {
+  cmd_t *c = ((watchdog_t *)t->data)->cmd;
+  shr_redis_t *r = c->r;
+  int in_flight = c->sent;
+  r->stats.timeouts++;
+  answer(c, NULL, "timeout");
+  /* A command still queued was never sent: the connect timer covers that. A
+   * sent one without a reply means a dead or half-open connection. */
+  if (in_flight && r->state == ST_READY) drop(r, NULL, "no reply within the command timeout");
+}
+
+int shr_redis_command_timeout(shr_redis_t *r, shr_redis_cb cb, void *data, int argc, const char **argv,
+                              const size_t *argvlen, unsigned timeout_ms) {
+  assert(argc > 0);
+  cmd_t *c = cmd_new(r, cb, data);
+  if (!c) {
+    cb(r, NULL, "redis: out of memory", data);
+    return -1;
+  }
+  if (r->state == ST_CLOSED) return fail(c, "closed");
+  if (r->state == ST_DOWN) return fail(c, "redis: not connected");
+  if (timeout_ms) {
+    if (!(c->wd = malloc(sizeof *c->wd))) return fail(c, "redis: out of memory");
+    c->wd->cmd = c;
+    uv_timer_init(r->loop, &c->wd->timer);
+    c->wd->timer.data = c->wd;
+    uv_timer_start(&c->wd->timer, on_watchdog, timeout_ms, 0);
+  }
+  if (r->state == ST_READY) return send_argv(c, argc, argv, argvlen);
+  int len = redisFormatCommandArgv(&c->fmt, argc, argv, argvlen);
+  if (len < 0) return fail(c, "redis: out of memory");
+  c->fmtlen = (size_t)len;
+  if (r->queue_tail)
+    r->queue_tail->next = c;
+  else
+    r->queue_head = c;
+  r->queue_tail = c;
+  sync_ref(r);
+  return 0;
+}
+
+int shr_redis_command(shr_redis_t *r, shr_redis_cb cb, void *data, int argc, const char **argv,
+                      const size_t *argvlen) {
+  return shr_redis_command_timeout(r, cb, data, argc, argv, argvlen, 0);
+}
+
+/* ---- connection ---- */
+
+static void ready(shr_redis_t *r) {
+  uv_timer_stop(&r->timer);
+  r->state = ST_READY;
+  r->backoff_ms = SHR_REDIS_BACKOFF_MIN_MS;
+  r->failures = 0;
+  if (r->stats.connects++ > 0) {
+    r->stats.reconnects++;
+    shr_info("redis %s: reconnected to %s:%d", r->name, r->host, r->port);
+  } else {
+    shr_debug("redis %s: connected to %s:%d", r->name, r->host, r->port);
+  }
+  /* Hooks first, so their setup precedes the commands that waited. */
+  for (int i = 0; i < r->nhooks && r->state == ST_READY; i++) r->hooks[i].fn(r, r->hooks[i].data);
+  cmd_t *c;
+  while (r->state == ST_READY && (c = r->queue_head)) {
+    r->queue_head = c->next;
+    if (!r->queue_head) r->queue_tail = NULL;
+    if (c->answered) {
+      cmd_free(c);
+    } else if (redisAsyncFormattedCommand(r->ac, on_reply, c, c->fmt, c->fmtlen) != REDIS_OK) {
+      fail(c, "redis: not connected");
+    } else {
+      redisFreeCommand(c->fmt);
+      c->fmt = NULL;
+      c->sent = 1;
+      r->stats.commands_sent++;
+    }
+  }
+  sync_ref(r);
+}
+
+/* AUTH and SELECT answers; data names the failure ("AUTH failed"). */
+static void on_setup_reply(shr_redis_t *r, redisReply *reply, const char *err, void *data) {
+  if (!reply) return; /* the attempt failed: lost() saw to it */
+  if (reply->type == REDIS_REPLY_ERROR) {
+    shr_error("redis %s: %s: %s", r->name, (const char *)data, reply->str);
+    /* Freeing ac is not allowed in here: drop from the timer. */
+    r->kill_why = data;
+    schedule(r, 0);
+  } else if (--r->setup_left == 0 && r->state == ST_CONNECTING && !r->kill_why) {
+    ready(r);
+  }
+}
+
+static void send_setup(shr_redis_t *r, const char *what, int argc, const char **argv) {
+  cmd_t *c = cmd_new(r, on_setup_reply, (void *)what);
+  if (!c) return; /* the connect timer will retry */
+  r->setup_left++;
+  send_argv(c, argc, argv, NULL);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status) {
+  redisAsyncContext *ac = (redisAsyncContext *)cac;
+  shr_redis_t *r = ac->data;
+  r->depth++;
+  if (status != REDIS_OK)
+    lost(r, ac, ac->c.errstr[0] ? ac->c.errstr : "connect failed");
+  else if (r->ac == ac && r->setup_left == 0)
+    ready(r);
+  r->depth--;
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status) {
+  redisAsyncContext *ac = (redisAsyncContext *)cac;
+  shr_redis_t *r = ac->data;
+  r->depth++;
+  lost(r, ac, ac->c.errstr[0] ? ac->c.errstr : "disconnected");
+  r->depth--;
+}
+
+static void connect_now(shr_redis_t *r) {
+  r->state = ST_CONNECTING;
+  r->kill_why = NULL;
+  r->setup_left = 0;
+  redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+  if (!ac) {
+    r->state = ST_DOWN;
+    shr_warn("redis %s: out of memory while connecting", r->name);
+    schedule(r, r->backoff_ms);
+    return;
+  }
+  r->ac = ac;
+  ac->data = r;
+  const char *why = NULL;
+  if (ac->err)
+    why = ac->errstr;
+  else if (redisEnableKeepAlive(&ac->c) != REDIS_OK)
+    why = "cannot enable TCP keepalive";
+  else if (shr_redis_uv_attach(ac, r->loop) != 0)
+    why = "cannot watch the socket";
+  if (why) {
+    char copy[160];
+    snprintf(copy, sizeof copy, "%s", why);
+    lost(r, ac, copy);
+    redisAsyncFree(ac);
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  if (r->password) {
+    const char *argv[] = {"AUTH", r->user ? r->user : r->password, r->password};
+    send_setup(r, "AUTH failed", r->user ? 3 : 2, argv);
+  }
+  if (r->db) {
+    char db[16];
+    snprintf(db, sizeof db, "%d", r->db);
+    const char *argv[] = {"SELECT", db};
+    send_setup(r, "SELECT failed", 2, argv);
+  }
+  schedule(r, r->connect_timeout_ms);
+  sync_ref(r);
+}
+
+static void free_client(uv_handle_t *h) {
+  shr_redis_t *r = h->data;
+  free(r->name);
+  free(r->host);
+  free(r->user);
+  free(r->password);
+  free(r->hooks);
+  free(r);
+}
+
+static void on_timer(uv_timer_t *t) {
+  shr_redis_t *r = t->data;
+  switch (r->state) {
+  case ST_CLOSED: /* a close asked for inside a callback */
+    drop(r, "closed", "closed");
+    uv_close((uv_handle_t *)&r->timer, free_client);
+    break;
+  case ST_DOWN:
+    connect_now(r);
+    break;
+  case ST_CONNECTING:
+    drop(r, NULL, r->kill_why ? r->kill_why : "connect timeout");
+    break;
+  default:
+    break;
+  }
+}
+
+shr_redis_t *shr_redis_new(uv_loop_t *loop, const char *url, const char *name) {
+  shr_redis_t *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->loop = loop;
+  r->connect_timeout_ms = SHR_REDIS_CONNECT_TIMEOUT_MS;
+  r->backoff_ms = SHR_REDIS_BACKOFF_MIN_MS;
+  r->name = strdup(name);
+  const char *err = r->name ? parse_url(r, url) : "out of memory";
+  if (err) {
+    shr_error("redis %s: bad URL %s: %s", name, url, err);
+    free(r->name);
+    free(r->host);
+    free(r->user);
+    free(r->password);
+    free(r);
+    return NULL;
+  }
+  uv_timer_init(loop, &r->timer);
+  r->timer.data = r;
+  /* Reconnecting in the background must not keep a finished loop alive. */
+  uv_unref((uv_handle_t *)&r->timer);
+  connect_now(r);
+  return r;
+}
+
+void shr_redis_set_connect_timeout(shr_redis_t *r, unsigned timeout_ms) {
+  r->connect_timeout_ms = timeout_ms;
+  if (r->state == ST_CONNECTING && !r->kill_why) schedule(r, timeout_ms);
+}
+
+int shr_redis_on_connect(shr_redis_t *r, shr_redis_connect_cb fn, void *data) {
+  hook_t *hooks = realloc(r->hooks, (size_t)(r->nhooks + 1) * sizeof *hooks);
+  if (!hooks) return -1;
+  hooks[r->nhooks++] = (hook_t){fn, data};
+  r->hooks = hooks;
+  return 0;
+}
+
+int shr_redis_connected(const shr_redis_t *r) { return r->state == ST_READY; }
+
+const shr_redis_stats_t *shr_redis_stats(const shr_redis_t *r) { return &r->stats; }
+
+void shr_redis_close(shr_redis_t *r) {
+  assert(r->state != ST_CLOSED);
+  r->state = ST_CLOSED;
+  fail_queue(r, "closed");
+  if (r->ac && r->depth > 0) {
+    schedule(r, 0);
+    return;
+  }
+  redisAsyncContext *ac = r->ac;
+  r->ac = NULL;
+  if (ac) {
+    r->drop_err = "closed";
+    redisAsyncFree(ac);
+    r->drop_err = NULL;
+  }
+  uv_close((uv_handle_t *)&r->timer, free_client);
+}
+
+/* ---- scripts ---- */
+
+typedef struct {
+  shr_redis_script_t *s;
+  shr_redis_cb cb;
+  void *data;
+  int nkeys, argc;
+  const char **argv; /* a copy for the NOSCRIPT retry, in the same block */
+  size_t *argvlen;
+  int retried;
+} script_call_t;
+
+shr_redis_script_t *shr_redis_script_new(const char *source, size_t len) {
+  shr_redis_script_t *s = calloc(1, sizeof *s);
+  if (!s || !(s->src = malloc(len + 1))) {
+    free(s);
+    return NULL;
+  }
+  memcpy(s->src, source, len);
+  s->src[len] = '\0';
+  s->len = len;
+  s->refs = 1;
+  return s;
+}
+
+void shr_redis_script_free(shr_redis_script_t *s) {
+  if (--s->refs > 0) return;
+  free(s->src);
+  free(s);
+}
+
+static void on_script_loaded(shr_redis_t *r, redisReply *reply, const char *err, void *data) {
+  shr_redis_script_t *s = data;
+  s->loading = 0;
+  if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40) memcpy(s->sha, reply->str, 41);
+  shr_redis_script_free(s);
+}
+
+static void on_script_reply(shr_redis_t *r, redisReply *reply, const char *err, void *data);
+
+/* EVALSHA (use_sha) or EVAL with the source, then nkeys and argv. */
+static int script_send(shr_redis_t *r, script_call_t *sc, int use_sha, const char **argv, const size_t *argvlen) {
+  int n = sc->argc + 3;
+  const char **v = malloc((size_t)n * sizeof *v);
+  size_t *l = malloc((size_t)n * sizeof *l);
+  if (!v || !l) {
+    free(v);
+    free(l);
+    sc->retried = 1;
+    on_script_reply(r, NULL, "redis: out of memory", sc);
+    return -1;
+  }
+  char nkeys[16];
+  snprintf(nkeys, sizeof nkeys, "%d", sc->nkeys);
+  v[0] = use_sha ? "EVALSHA" : "EVAL";
+  l[0] = strlen(v[0]);
+  v[1] = use_sha ? sc->s->sha : sc->s->src;
+  l[1] = use_sha ? 40 : sc->s->len;
+  v[2] = nkeys;
+  l[2] = strlen(nkeys);
+  for (int i = 0; i < sc->argc; i++) {
+    v[i + 3] = argv[i];
+    l[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+  }
+  int rc = shr_redis_command(r, on_script_reply, sc, n, v, l);
+  free(v);
+  free(l);
+  return rc;
+}
+
+static void on_script_reply(shr_redis_t *r, redisReply *reply, const char *err, void *data) {
+  script_call_t *sc = data;
+  if (reply && reply->type == REDIS_REPLY_ERROR && !sc->retried && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+    /* Redis restarted (or flushed its scripts): EVAL sends the source, which
+     * also puts it back in the cache for the next EVALSHA. */
+    sc->retried = 1;
+    r->stats.script_reloads++;
+    script_send(r, sc, 0, sc->argv, sc->argvlen);
+    return;
+  }
+  sc->cb(r, reply, err, sc->data);
+  shr_redis_script_free(sc->s);
+  free(sc);
+}
+
+/* The call with, when a retry is possible, a copy of its arguments in one block. */
+static script_call_t *script_call_new(int copy, int argc, const char **argv, const size_t *argvlen) {
+  size_t size = sizeof(script_call_t), total = 0;
+  if (copy) {
+    for (int i = 0; i < argc; i++) total += (argvlen ? argvlen[i] : strlen(argv[i])) + 1;
+    size += (size_t)argc * (sizeof(char *) + sizeof(size_t)) + total;
+  }
+  script_call_t *sc = calloc(1, size);
+  if (!sc || !copy) return sc;
+  sc->argv = (const char **)(sc + 1);
+  sc->argvlen = (size_t *)(sc->argv + argc);
+  char *p = (char *)(sc->argvlen + argc);
+  for (int i = 0; i < argc; i++) {
+    size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+    memcpy(p, argv[i], len);
+    p[len] = '\0';
+    sc->argv[i] = p;
+    sc->argvlen[i] = len;
+    p += len + 1;
+  }
+  return sc;
+}
+
+int shr_redis_script_call(shr_redis_t *r, shr_redis_script_t *s, shr_redis_cb cb, void *data, int nkeys,
+                          int argc, const char **argv, const size_t *argvlen) {
+  assert(nkeys >= 0 && nkeys <= argc);
+  int use_sha = s->sha[0] != '\0';
+  script_call_t *sc = script_call_new(use_sha, argc, argv, argvlen);
+  if (!sc) {
+    cb(r, NULL, "redis: out of memory", data);
+    return -1;
+  }
+  sc->s = s;
+  s->refs++;
+  sc->cb = cb;
+  sc->data = data;
+  sc->nkeys = nkeys;
+  sc->argc = argc;
+  sc->retried = !use_sha;
+  if (!use_sha && !s->loading && shr_redis_connected(r)) {
+    /* Learn the SHA-1 once; until then calls send the source. */
+    const char *load[] = {"SCRIPT", "LOAD", s->src};
+    const size_t loadlen[] = {6, 4, s->len};
+    s->loading = 1;
+    s->refs++;
+    shr_redis_command(r, on_script_loaded, s, 3, load, loadlen);
+  }
+  return script_send(r, sc, use_sha, argv, argvlen);
+}
+
+/* ---- replies ---- */
+
+redisReply *shr_redis_reply_copy(const redisReply *in) {
+  redisReply *out = calloc(1, sizeof *out);
+  if (!out) return NULL;
+  out->type = in->type;
+  out->integer = in->integer;
+  switch (in->type) {
+  case REDIS_REPLY_STRING:
+  case REDIS_REPLY_STATUS:
+  case REDIS_REPLY_ERROR:
+    if (!(out->str = malloc(in->len + 1))) break;
+    memcpy(out->str, in->str, in->len);
+    out->str[in->len] = '\0';
+    out->len = in->len;
+    return out;
+  case REDIS_REPLY_ARRAY:
+    if (in->elements && !(out->element = calloc(in->elements, sizeof *out->element))) break;
+    for (size_t i = 0; i < in->elements; i++) {
+      out->elements = i + 1;
+      if (in->element[i] && !(out->element[i] = shr_redis_reply_copy(in->element[i]))) {
+        shr_redis_reply_free(out);
+        return NULL;
+      }
+    }
+    out->elements = in->elements;
+    return out;
+  default:
+    return out;
+  }
+  shr_redis_reply_free(out);
+  return NULL;
+}
+
+void shr_redis_reply_free(redisReply *reply) {
+  if (!reply) return;
+  if (reply->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < reply->elements; i++) shr_redis_reply_free(reply->element[i]);
+    free(reply->element);
+  } else {
+    free(reply->str);
+  }
+  free(reply);
+}
