@@ -71,6 +71,7 @@ struct shr_consumer {
   shr_outbox_t filling, sending;
   int settling;
   uv_idle_t flush_idle;
+  uv_idle_t drained_idle;
   uv_timer_t retry_timer; /* re-read / re-begin / re-settle after a Redis failure */
   int retry_read, retry_begin, retry_settle;
 
@@ -378,6 +379,13 @@ static void read_next(shr_consumer_t *c) {
   if (c->reading || c->draining || c->retry_read) return;
   int free = free_slots(c);
   if (free <= 0) return;
+  /* Own pending entries are re-read one at a time, each run to its outcome
+   * before the next: a poison entry that kills the worker then raises only its
+   * own delivery count, not those of the innocent entries pending beside it. */
+  if (c->pending_pass) {
+    if (c->in_flight > 0) return;
+    free = 1;
+  }
   int count = free < c->cfg->pool_batch_size ? free : c->cfg->pool_batch_size;
   char count_text[16], block_text[16];
   snprintf(count_text, sizeof count_text, "%d", c->pending_pass ? free : count);
@@ -617,9 +625,10 @@ shr_consumer_t *shr_consumer_new(shr_env_t *env, shr_slot_t *slot, const char *n
     c->free_tasks = &c->tasks[i];
   }
   uv_idle_init(env->loop, &c->flush_idle);
+  uv_idle_init(env->loop, &c->drained_idle);
   uv_timer_init(env->loop, &c->retry_timer);
-  c->flush_idle.data = c->retry_timer.data = c;
-  c->handles_open = 2;
+  c->flush_idle.data = c->drained_idle.data = c->retry_timer.data = c;
+  c->handles_open = 3;
   return c;
 }
 
@@ -638,15 +647,23 @@ void shr_consumer_swap_script(shr_consumer_t *c, int module_ref, const char *ver
   make_context(c, version);
 }
 
-static void check_drained(shr_consumer_t *c) {
-  if (!c->draining || c->in_flight > 0 || c->reading || c->begins_in_flight || c->begin_waiting ||
-      c->filling.count > 0 || c->settling || c->retry_settle)
-    return;
+static void on_drained_idle(uv_idle_t *h) {
+  shr_consumer_t *c = h->data;
+  uv_idle_stop(h);
   if (c->drained) {
     shr_consumer_drained_cb cb = c->drained;
     c->drained = NULL;
     cb(c->drained_data);
   }
+}
+
+/* Reports the end of a drain from the next loop turn, never from inside one of
+ * the consumer's own callbacks: the drained callback frees the consumer. */
+static void check_drained(shr_consumer_t *c) {
+  if (!c->draining || c->in_flight > 0 || c->reading || c->begins_in_flight || c->begin_waiting ||
+      c->filling.count > 0 || c->settling || c->retry_settle)
+    return;
+  if (c->drained && !uv_is_active((uv_handle_t *)&c->drained_idle)) uv_idle_start(&c->drained_idle, on_drained_idle);
 }
 
 void shr_consumer_drain(shr_consumer_t *c, shr_consumer_drained_cb drained, void *data) {
@@ -688,6 +705,7 @@ void shr_consumer_free(shr_consumer_t *c) {
   free(c->tasks);
   if (c->handles_open) {
     uv_close((uv_handle_t *)&c->flush_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&c->drained_idle, on_handle_closed);
     uv_close((uv_handle_t *)&c->retry_timer, on_handle_closed);
   } else {
     free(c);

@@ -37,6 +37,8 @@ struct shr_supervisor {
   uv_timer_t shutdown_timer;
   uv_fs_event_t script_watch; /* edits under the script's folder trigger a reload */
   uv_timer_t reload_debounce;
+  uv_idle_t closer;
+  int watching_script;
   shr_env_t env;              /* the supervisor's Lua side: maintenance, API */
   int env_ready;
   int shutting_down;
@@ -188,17 +190,31 @@ static void on_shutdown_timeout(uv_timer_t *h) {
   }
 }
 
-static void close_cb_walk(uv_handle_t *h, void *arg) {
-  if (!uv_is_closing(h)) uv_close(h, NULL);
+/* Closes the supervisor's own handles; every other unit closes its own. */
+static void close_own_handles(shr_supervisor_t *s) {
+  uv_handle_t *own[] = {(uv_handle_t *)&s->sig_term, (uv_handle_t *)&s->sig_int,
+                        (uv_handle_t *)&s->sig_hup,  (uv_handle_t *)&s->sig_chld,
+                        (uv_handle_t *)&s->watch,    (uv_handle_t *)&s->shutdown_timer,
+                        (uv_handle_t *)&s->reload_debounce, (uv_handle_t *)&s->closer,
+                        (uv_handle_t *)&s->script_watch};
+  size_t n = sizeof own / sizeof *own;
+  if (!s->watching_script) n--;
+  for (size_t i = 0; i < n; i++)
+    if (!uv_is_closing(own[i])) uv_close(own[i], NULL);
 }
 
-static void close_everything(shr_supervisor_t *s) {
+/* From an idle callback: never inside the scheduler that shr_env_close frees. */
+static void on_close_everything(uv_idle_t *h) {
+  shr_supervisor_t *s = h->data;
+  uv_idle_stop(h);
   if (s->env_ready) {
     s->env_ready = 0;
     shr_env_close(&s->env);
   }
-  uv_walk(s->loop, close_cb_walk, NULL);
+  close_own_handles(s);
 }
+
+static void close_everything(shr_supervisor_t *s) { uv_idle_start(&s->closer, on_close_everything); }
 
 static void on_final_sync(shr_thread_t *t, int ok, lua_State *co, void *data) {
   shr_supervisor_t *s = data;
@@ -307,6 +323,7 @@ static void watch_script_dir(shr_supervisor_t *s) {
   uv_fs_event_init(s->loop, &s->script_watch);
   s->script_watch.data = s;
   int rc = uv_fs_event_start(&s->script_watch, on_script_dir_event, dir, 0);
+  s->watching_script = 1;
   if (rc != 0) shr_warn("cannot watch %s for script edits (%s): reload with SIGHUP", dir, uv_strerror(rc));
 }
 
@@ -358,7 +375,7 @@ static void on_start_probed(void *data, int ok, const char *err, const char *ver
     shr_error("not starting: the processing script failed");
     s->exit_status = 1;
     s->shutting_down = 2;
-    uv_walk(s->loop, close_cb_walk, NULL);
+    close_everything(s);
     return;
   }
   snprintf(s->script_version, sizeof s->script_version, "%s", version);
@@ -394,6 +411,8 @@ int shr_supervisor_main(const shr_config_t *cfg) {
   uv_timer_init(s->loop, &s->watch);
   uv_timer_init(s->loop, &s->shutdown_timer);
   uv_timer_init(s->loop, &s->reload_debounce);
+  uv_idle_init(s->loop, &s->closer);
+  s->closer.data = s;
   s->watch.data = s->shutdown_timer.data = s->reload_debounce.data = s;
 
   shr_info("shield-runtime %s starting: config %s, %d workers", SHR_VERSION, cfg->path, cfg->pool_size);

@@ -3,7 +3,7 @@
 # crash loop, kills stalled workers, refuses to start when init raises, and
 # drains on SIGTERM leaving no process behind.
 set -u
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib/runtime.sh"
 
 # --- kill -9 of a worker: a new pid in the same slot within 2 s ----------------
 cfg=$(write_config pool 'script = "scripts/noop.lua", pool = { size = 3 }')

@@ -62,3 +62,17 @@ worker_pid() {
 }
 
 workers_ready() { [[ $(grep -c 'ready: script' "$T/sup.log") -ge $1 ]]; }
+
+# lua FILE ARGS...: runs a Lua file in a worker environment of config $CFG.
+lua() { (cd "$src" && "$bin" --config "$CFG" run "$@"); }
+
+# stop_supervisor: SIGTERM and wait; returns its exit status.
+stop_supervisor() {
+  kill -TERM "$SUP_PID" 2>/dev/null
+  wait "$SUP_PID"
+  local status=$?
+  SUP_PID=
+  return $status
+}
+
+redis() { redis-cli -p "${SHIELD_TEST_REDIS_PORT:?}" "$@"; }

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The stream consumer end to end with real processes and a real Redis: volume,
+# retries with their delays, dead letters, kill -9 of a worker and of the whole
+# runtime, a poison task, worker recycling, reload under load.
+set -u
+. "$(dirname "$0")/../lib/runtime.sh"
+here=$SHIELD_SOURCE_DIR/tests/stream
+cp "$here/counting.lua" "$T/counting.lua"
+
+fresh() { redis FLUSHALL >/dev/null; }
+drained() { [[ $(redis XLEN shield:ingestion_queue) == 0 && $(redis ZCARD shield:ingestion_queue:retry) == 0 ]] && [[ $(redis XPENDING shield:ingestion_queue lightrag-workers | head -1) == 0 ]]; }
+verify() { lua "$here/verify.lua" "$1" "$2" | tee -a "$T/verify.log" | tail -1 | grep -q ' 0 failed'; }
+
+# --- 10,000 tasks through 4 workers ---------------------------------------------
+fresh
+CFG=$(write_config pool 'script = "'"$T"'/counting.lua", pool = { size = 4, concurrency = 50, batch_size = 50 }')
+start_supervisor "$CFG"
+lua "$here/enqueue.lua" 100 100 > "$T/jobs.txt"
+check "10,000 tasks drained" wait_for 60 drained
+check "each processed once, acked, nothing pending, lag 0" verify once "$T/jobs.txt"
+stop_supervisor; check "stops with 0" test $? -eq 0
+
+# --- fails twice, then succeeds on the third attempt -----------------------------
+fresh
+start_supervisor "$CFG"
+lua "$here/enqueue.lua" 1 1 '{"fail_until":3}' > "$T/jobs.txt"
+check "retried chunk drained" wait_for 30 drained
+chunk="$(cat "$T/jobs.txt"):0"
+check "three attempts" test "$(redis LLEN "test:attempts:$chunk")" -eq 3
+mapfile -t at < <(redis LRANGE "test:attempts:$chunk" 0 -1)
+check "retry delays respected (${at[1]}-${at[0]}, ${at[2]}-${at[1]} >= 300 ms)" \
+  test $((at[1] - at[0])) -ge 300 -a $((at[2] - at[1])) -ge 300
+check "the job completed" test "$(redis HGET "job:$(cat "$T/jobs.txt")" status)" = completed
+
+# --- always fails: dead-lettered after retry_attempts with the error ------------
+fresh
+lua "$here/enqueue.lua" 1 3 '{}' > "$T/ok.txt"
+job=$(lua "$here/enqueue.lua" 1 1 '{"always_fail":true}')
+gone() { [[ $(redis HGET "job:$job" status) == failed ]]; }
+check "the failing job ends failed" wait_for 30 gone
+check "three attempts before the dead letter" test "$(redis LLEN "test:attempts:$job:0")" -eq 3
+dead=$(redis XRANGE shield:ingestion_queue:dead - + | tr '\n' ' ')
+check "dead letter carries the error" grep -q "the model server refused chunk $job:0" <<<"$dead"
+check "dead letter says 3 attempts" grep -q "attempts 3" <<<"$dead"
+check "job counts the failure once" test "$(redis HGET "job:$job" chunks_failed)" = 1
+check "job keeps the error message" grep -q "refused chunk" <<<"$(redis HGET "job:$job" error_message)"
+check "other jobs unaffected" verify once "$T/ok.txt"
+stop_supervisor
+
+# --- kill -9 of a worker in the middle of 5,000 tasks ----------------------------
+fresh
+start_supervisor "$CFG"
+wait_for 10 workers_ready 4
+lua "$here/enqueue.lua" 50 100 '{"slow_ms":5}' > "$T/jobs.txt"
+some_done() { [[ $(redis HLEN test:seen) -gt 1000 ]]; }
+wait_for 30 some_done
+kill -9 "$(worker_pid 2)"
+check "drained after a worker was killed" wait_for 90 drained
+check "no task lost after kill -9 of a worker" verify atleast "$T/jobs.txt"
+stop_supervisor
+
+# --- kill -9 of the whole runtime, then a restart ---------------------------------
+fresh
+start_supervisor "$CFG"
+wait_for 10 workers_ready 4
+lua "$here/enqueue.lua" 50 100 '{"slow_ms":100}' > "$T/jobs.txt"
+wait_for 30 some_done
+pkill -KILL -P "$SUP_PID"; kill -KILL "$SUP_PID"; wait "$SUP_PID" 2>/dev/null; SUP_PID=
+check "tasks left when the runtime died" test "$(redis HLEN test:seen)" -lt 5000
+start_supervisor "$CFG"
+check "drained after a restart" wait_for 120 drained
+check "no task lost after kill -9 of the runtime" verify atleast "$T/jobs.txt"
+stop_supervisor
+
+# --- a task that kills its worker every time ---------------------------------------
+fresh
+CFG=$(write_config poison 'script = "'"$T"'/counting.lua", pool = { size = 2, concurrency = 4, retry_attempts = 3 }')
+start_supervisor "$CFG"
+poison=$(lua "$here/enqueue.lua" 1 1 '{"crash":true}')
+lua "$here/enqueue.lua" 5 20 > "$T/jobs.txt"
+buried() { [[ $(redis HGET "job:$poison" status) == failed ]]; }
+check "the poison task ends in the dead-letter stream" wait_for 60 buried
+check "... with the reason" grep -q "without an outcome" <<<"$(redis XRANGE shield:ingestion_queue:dead - +)"
+check "the pool kept working" wait_for 60 drained
+check "every other task processed" verify atleast "$T/jobs.txt"
+stop_supervisor
+
+# --- max_tasks_per_child 100 over 1,000 tasks -------------------------------------
+fresh
+CFG=$(write_config recycle 'script = "'"$T"'/counting.lua", pool = { size = 2, concurrency = 8, max_tasks_per_child = 100 }')
+start_supervisor "$CFG"
+lua "$here/enqueue.lua" 10 100 > "$T/jobs.txt"
+check "1,000 tasks drained with recycling" wait_for 60 drained
+gens=$(grep -c 'recycled' "$T/sup.log")
+check "10+ worker generations ($gens recycles)" test "$gens" -ge 8
+check "every task processed exactly once" verify once "$T/jobs.txt"
+stop_supervisor
+
+# --- reload under load ---------------------------------------------------------------
+fresh
+CFG=$(write_config reload 'script = "'"$T"'/counting.lua", pool = { size = 2, concurrency = 8, max_tasks_per_child = 0 }')
+start_supervisor "$CFG"
+wait_for 10 workers_ready 2
+lua "$here/enqueue.lua" 40 100 '{"slow_ms":3}' > "$T/jobs.txt"
+wait_for 30 some_done
+sed -i 's/M.VERSION = "v1"/M.VERSION = "v2"/' "$T/counting.lua"
+swapped() { [[ $(grep -c 'reloaded: script version' "$T/sup.log") -ge 2 ]]; }
+check "both workers swapped to the edited script" wait_for 20 swapped
+check "tasks kept flowing through the reload" wait_for 120 drained
+check "no task failed or was lost" verify once "$T/jobs.txt"
+v2=$(redis HGET test:versions v2)
+check "the new version ran tasks afterwards ($v2)" test "${v2:-0}" -gt 0
+printf 'local M = {\n' > "$T/counting.lua"
+broken() { grep -q 'reload failed, keeping script version' "$T/sup.log"; }
+check "a broken edit is refused" wait_for 20 broken
+check "... naming file and line" grep -q "$T/counting.lua:2:" "$T/sup.log"
+lua "$here/enqueue.lua" 2 10 > "$T/jobs2.txt"
+check "the old version keeps working" wait_for 30 drained
+check "... and processes new tasks" verify once "$T/jobs2.txt"
+stop_supervisor; check "stops with 0" test $? -eq 0
+
+[[ $fails -gt 0 ]] && tail -50 "$T/sup.log"
+finish
