@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
+
 #include "consumer.h"
 #include "env.h"
 #include "log.h"
@@ -22,7 +24,10 @@ typedef struct {
   uv_timer_t heartbeat;
   uv_async_t sigterm; /* SIGTERM and SIGUSR1 arrive here from plain handlers */
   uv_async_t sigusr1;
+  uv_idle_t stopper;
+  int stopping;
   int draining;
+  const char *drain_reason;
   int reloading;
   int exit_status;
 } worker_t;
@@ -36,40 +41,90 @@ static void on_heartbeat(uv_timer_t *h) {
     set_state(w, atomic_load(&w->slot->in_flight) > 0 ? SHR_WORKER_BUSY : SHR_WORKER_IDLE);
 }
 
-/* Closes everything so uv_run returns. */
-static void stop(worker_t *w, int status) {
-  w->exit_status = status;
-  set_state(w, SHR_WORKER_DRAINING);
+/* Closes everything so uv_run returns; from an idle callback, never inside the
+ * scheduler or a client callback that shr_env_close would free under them. */
+static void on_stop_idle(uv_idle_t *h) {
+  worker_t *w = h->data;
   if (w->consumer) {
     shr_consumer_free(w->consumer);
     w->consumer = NULL;
   }
   if (w->script.module_ref != LUA_NOREF) shr_script_release(w->env.L, &w->script);
   shr_env_close(&w->env);
-  uv_close((uv_handle_t *)&w->heartbeat, NULL);
-  uv_close((uv_handle_t *)&w->sigterm, NULL);
-  uv_close((uv_handle_t *)&w->sigusr1, NULL);
+  uv_handle_t *own[] = {(uv_handle_t *)&w->heartbeat, (uv_handle_t *)&w->sigterm, (uv_handle_t *)&w->sigusr1,
+                        (uv_handle_t *)&w->stopper};
+  for (size_t i = 0; i < sizeof own / sizeof *own; i++) uv_close(own[i], NULL);
 }
+
+static void stop(worker_t *w, int status) {
+  if (w->stopping) return;
+  w->stopping = 1;
+  w->exit_status = status;
+  set_state(w, SHR_WORKER_DRAINING);
+  uv_idle_start(&w->stopper, on_stop_idle);
+}
+
+static void set_count(lua_State *L, const char *name, uint64_t v) {
+  lua_pushnumber(L, (lua_Number)v);
+  lua_setfield(L, -2, name);
+}
+
+/* Emits worker.started / worker.stopped through shield.runtime.emit in a light
+ * thread (the script's event() may shape it); done runs when it was sent. */
+static void emit_worker_event(worker_t *w, const char *kind, const char *reason, shr_thread_done_cb done) {
+  lua_State *L = w->env.L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "shield.runtime");
+  if (lua_pcall(L, 1, 1, 0) != 0) {
+    shr_warn("cannot emit %s: %s", kind, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (done) done(NULL, 1, L, w);
+    return;
+  }
+  lua_getfield(L, -1, "emit");
+  lua_remove(L, -2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->script.module_ref);
+  lua_pushstring(L, kind);
+  lua_createtable(L, 0, 10);
+  lua_pushinteger(L, w->slot_index);
+  lua_setfield(L, -2, "slot");
+  lua_pushinteger(L, (lua_Integer)getpid());
+  lua_setfield(L, -2, "pid");
+  lua_pushstring(L, w->script.version);
+  lua_setfield(L, -2, "script_version");
+  lua_pushstring(L, reason);
+  lua_setfield(L, -2, "reason");
+  set_count(L, "generation", atomic_load(&w->slot->generation));
+  set_count(L, "tasks_done", atomic_load(&w->slot->tasks_done));
+  set_count(L, "chunks_ok_total", atomic_load(&w->slot->chunks_ok));
+  set_count(L, "chunks_retried_total", atomic_load(&w->slot->chunks_retried));
+  set_count(L, "chunks_dead_total", atomic_load(&w->slot->chunks_dead));
+  shr_thread_t *t = shr_sched_spawn(w->env.sched, 3, done, w);
+  if (t) shr_thread_set_deadline(t, uv_now(&w->loop) + 2000);
+}
+
+static void on_stopped_emitted(shr_thread_t *t, int ok, lua_State *co, void *data) { stop(data, 0); }
 
 static void on_drained(void *data) {
   worker_t *w = data;
   shr_info("drained: %llu tasks done", (unsigned long long)atomic_load(&w->slot->tasks_done));
-  stop(w, 0);
+  emit_worker_event(w, "worker.stopped", w->drain_reason, on_stopped_emitted);
 }
 
 static void drain(worker_t *w, const char *why) {
   if (w->draining) return;
   w->draining = 1;
+  w->drain_reason = why;
   set_state(w, SHR_WORKER_DRAINING);
-  shr_info("%s: no new tasks; finishing %d in flight", why, atomic_load(&w->slot->in_flight));
+  shr_info("draining (%s): no new tasks; finishing %d in flight", why, atomic_load(&w->slot->in_flight));
   if (w->consumer)
     shr_consumer_drain(w->consumer, on_drained, w);
   else
     stop(w, 0);
 }
 
-static void on_sigterm(uv_async_t *h) { drain(h->data, "draining"); }
-static void on_recycle(void *data) { drain(data, "recycling after max_tasks_per_child"); }
+static void on_sigterm(uv_async_t *h) { drain(h->data, "shutdown"); }
+static void on_recycle(void *data) { drain(data, "recycled"); }
 
 /* ---- reload: a new script version between tasks ---- */
 
@@ -132,6 +187,7 @@ static void on_init_done(void *data, int ok, const char *err) {
   }
   shr_consumer_on_recycle(w->consumer, on_recycle, w);
   set_state(w, SHR_WORKER_IDLE);
+  emit_worker_event(w, "worker.started", "started", NULL);
   shr_info("ready: script %s version %s, consumer %s", w->cfg->script, w->script.version, name);
 }
 
@@ -160,6 +216,8 @@ void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot_ind
   uv_timer_init(&w.loop, &w.heartbeat);
   w.heartbeat.data = &w;
   uv_timer_start(&w.heartbeat, on_heartbeat, 1000, 1000);
+  uv_idle_init(&w.loop, &w.stopper);
+  w.stopper.data = &w;
   /* Not uv_signal: libuv's process-wide signal lock pipe is re-made by an atfork
    * handler and then closed with the supervisor's descriptors; uv_async_send is
    * async-signal-safe, so plain handlers forward the signals into the loop. */
@@ -176,7 +234,7 @@ void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot_ind
   char err[4096];
   if (shr_env_init(&w.env, &w.loop, cfg, "worker", slot_index, NULL, err, sizeof err) != 0) {
     shr_error("%s", err);
-    exit(SHR_WORKER_EXIT_INIT);
+    _exit(SHR_WORKER_EXIT_INIT);
   }
   if (shr_script_load(w.env.L, cfg->script, &w.script, err, sizeof err) != 0) {
     shr_error("%s", err);

@@ -94,5 +94,22 @@ function _M.config()
 end
 
 -- bindings
+_M.redis = require "shield.c.redis"
+
+-- Appends an event to the events stream (capped with MAXLEN ~). Returns the
+-- entry id, or nil, err.
+function _M.emit(kind, data)
+  if type(kind) ~= "string" or kind == "" then
+    error("bad argument #1 to 'emit': event kind expected", 2)
+  end
+  data = data or {}
+  local payload, err = _M.json.encode(data)
+  if not payload then
+    return nil, "emit: " .. err
+  end
+  local s = _M.config().streams
+  return _M.redis.call("XADD", s.events, "MAXLEN", "~", s.events_maxlen, "*", "type", kind,
+    "job_id", type(data.job_id) == "string" and data.job_id or "", "data", payload)
+end
 
 return _M

@@ -101,6 +101,24 @@ local function decide(module, task, err, max_attempts)
   return "dead", 0
 end
 
+-- Emits a runtime event (worker.started, worker.stopped, ...), its payload
+-- passed through the script's event(kind, fields) when it has one.
+function _M.emit(module, kind, fields)
+  if module and module.event then
+    local ok, custom = pcall(module.event, kind, fields)
+    if ok and type(custom) == "table" then
+      fields = custom
+    elseif not ok then
+      shield.log.warn("event() of the script failed for " .. kind .. ":", custom)
+    end
+  end
+  local id, err = shield.emit(kind, fields)
+  if not id then
+    shield.log.warn("cannot emit " .. kind .. ":", err)
+  end
+  return true
+end
+
 -- The traceback of the last error caught by run_task; read right after xpcall
 -- returns, before anything can yield, so concurrent tasks cannot mix them up.
 local last_traceback

@@ -26,7 +26,7 @@ check "shutdown took under 10 s" test $((SECONDS - start)) -lt 10
 left=0
 for p in $pids; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
 check "no worker left behind" test "$left" -eq 0
-check "workers drained" grep -q "draining: no new tasks" "$T/sup.log"
+check "workers drained" grep -q "draining (shutdown): no new tasks" "$T/sup.log"
 SUP_PID=
 
 # --- init raising: reported with file and line, nothing started -------------------
