@@ -1,0 +1,291 @@
+/* Test client for the job system's Redis scripts; see rs_harness.h. */
+#include "rs_harness.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+redisContext *rs_redis;
+long long rs_now = 1700000000000LL;
+const char *rs_events_maxlen = "10000";
+const char *rs_status_ttl = "3600";
+int rs_failures;
+
+static const char *const script_names[] = {
+  "enqueue", "begin", "settle", "promote", "reclaim", "cancel", "clean",
+};
+#define NSCRIPTS (sizeof script_names / sizeof script_names[0])
+static char script_sha[NSCRIPTS][41];
+
+#define RING 16
+#define TEXT_MAX 16384
+static char ring[RING][TEXT_MAX];
+static int ring_next;
+
+static void die_lost(void) {
+  fprintf(stderr, "redis: %s\n", rs_redis->errstr[0] ? rs_redis->errstr : "no reply");
+  exit(1);
+}
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = NULL;
+  if (fseek(f, 0, SEEK_END) == 0) {
+    long size = ftell(f);
+    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)size + 1)) != NULL) {
+      *len = fread(buf, 1, (size_t)size, f);
+      buf[*len] = '\0';
+    }
+  }
+  fclose(f);
+  return buf;
+}
+
+/* Loads name.lua the way the runtime does: common.lua, a newline, the script. */
+static int load_script(const char *dir, size_t index) {
+  char path[4096];
+  size_t clen = 0, slen = 0;
+  snprintf(path, sizeof path, "%s/lua/shield/redis/common.lua", dir);
+  char *common = read_file(path, &clen);
+  snprintf(path, sizeof path, "%s/lua/shield/redis/%s.lua", dir, script_names[index]);
+  char *script = read_file(path, &slen);
+  int rc = -1;
+  char *text = common && script ? malloc(clen + slen + 2) : NULL;
+  if (text) {
+    memcpy(text, common, clen);
+    text[clen] = '\n';
+    memcpy(text + clen + 1, script, slen);
+    const char *argv[] = { "SCRIPT", "LOAD", text };
+    const size_t lens[] = { 6, 4, clen + slen + 1 };
+    redisReply *r = redisCommandArgv(rs_redis, 3, argv, lens);
+    if (!r) die_lost();
+    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+      memcpy(script_sha[index], r->str, 41);
+      rc = 0;
+    } else {
+      fprintf(stderr, "%s.lua: %s\n", script_names[index], rs_text(r));
+    }
+    freeReplyObject(r);
+  } else {
+    fprintf(stderr, "%s.lua: cannot read the script files under %s\n", script_names[index], dir);
+  }
+  free(text);
+  free(common);
+  free(script);
+  return rc;
+}
+
+int rs_setup(void) {
+  const char *port = getenv("SHIELD_TEST_REDIS_PORT");
+  const char *dir = getenv("SHIELD_SOURCE_DIR");
+  if (!port || !dir) {
+    fprintf(stderr, "SHIELD_TEST_REDIS_PORT and SHIELD_SOURCE_DIR must be set\n");
+    return -1;
+  }
+  rs_redis = redisConnect("127.0.0.1", atoi(port));
+  if (!rs_redis || rs_redis->err) {
+    fprintf(stderr, "redis: %s\n", rs_redis ? rs_redis->errstr : "out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < NSCRIPTS; i++) {
+    if (load_script(dir, i) < 0) return -1;
+  }
+  return 0;
+}
+
+void rs_teardown(void) {
+  if (rs_redis) redisFree(rs_redis);
+  rs_redis = NULL;
+}
+
+void rs_reset(void) {
+  RS_EQ_STR("OK", rs_q("FLUSHALL"));
+  RS_EQ_STR("OK", rs_q("XGROUP CREATE %s %s $ MKSTREAM", RS_STREAM, RS_GROUP));
+}
+
+static void append(char *buf, size_t *used, const char *s, size_t len) {
+  if (*used + len >= TEXT_MAX) {
+    fprintf(stderr, "reply text longer than %d bytes\n", TEXT_MAX);
+    exit(1);
+  }
+  memcpy(buf + *used, s, len);
+  *used += len;
+  buf[*used] = '\0';
+}
+
+static void flatten(char *buf, size_t *used, const redisReply *r) {
+  char num[32];
+  switch (r->type) {
+  case REDIS_REPLY_STRING:
+  case REDIS_REPLY_STATUS:
+    append(buf, used, r->str, r->len);
+    break;
+  case REDIS_REPLY_ERROR:
+    append(buf, used, "error: ", 7);
+    append(buf, used, r->str, r->len);
+    break;
+  case REDIS_REPLY_INTEGER:
+    append(buf, used, num, (size_t)snprintf(num, sizeof num, "%lld", r->integer));
+    break;
+  case REDIS_REPLY_NIL:
+    append(buf, used, "(nil)", 5);
+    break;
+  case REDIS_REPLY_ARRAY:
+    for (size_t i = 0; i < r->elements; i++) {
+      const redisReply *e = r->element[i];
+      if (i > 0) append(buf, used, "|", 1);
+      if (e->type == REDIS_REPLY_ARRAY) append(buf, used, "[", 1);
+      flatten(buf, used, e);
+      if (e->type == REDIS_REPLY_ARRAY) append(buf, used, "]", 1);
+    }
+    break;
+  }
+}
+
+const char *rs_text(const redisReply *r) {
+  char *buf = ring[ring_next];
+  ring_next = (ring_next + 1) % RING;
+  size_t used = 0;
+  buf[0] = '\0';
+  flatten(buf, &used, r);
+  return buf;
+}
+
+static const char *text_of(redisReply *r) {
+  if (!r) die_lost();
+  const char *t = rs_text(r);
+  freeReplyObject(r);
+  return t;
+}
+
+const char *rs_q(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = redisvCommand(rs_redis, fmt, ap);
+  va_end(ap);
+  return text_of(r);
+}
+
+long long rs_int(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  redisReply *r = redisvCommand(rs_redis, fmt, ap);
+  va_end(ap);
+  if (!r) die_lost();
+  long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -999999;
+  if (r->type != REDIS_REPLY_INTEGER) fprintf(stderr, "not an integer: %s\n", rs_text(r));
+  freeReplyObject(r);
+  return v;
+}
+
+const char *rs_script(const char *name, int argc, const char **argv) {
+  size_t index = 0;
+  while (index < NSCRIPTS && strcmp(script_names[index], name) != 0) index++;
+  if (index == NSCRIPTS) {
+    fprintf(stderr, "unknown script %s\n", name);
+    exit(1);
+  }
+  char now[32];
+  snprintf(now, sizeof now, "%lld", rs_now);
+  const char *head[] = { "EVALSHA", script_sha[index], "5", RS_STREAM, RS_RETRY, RS_DEAD,
+                         RS_EVENTS, RS_DIRTY, now, rs_events_maxlen, rs_status_ttl };
+  const int nhead = (int)(sizeof head / sizeof head[0]);
+  const char **all = malloc(sizeof *all * (size_t)(nhead + argc));
+  if (!all) exit(1);
+  memcpy(all, head, sizeof head);
+  memcpy(all + nhead, argv, sizeof *argv * (size_t)argc);
+  redisReply *r = redisCommandArgv(rs_redis, nhead + argc, all, NULL);
+  free(all);
+  return text_of(r);
+}
+
+const char *rs_run(const char *name, ...) {
+  const char *argv[64];
+  int argc = 0;
+  va_list ap;
+  va_start(ap, name);
+  for (const char *a = va_arg(ap, const char *); a; a = va_arg(ap, const char *)) {
+    if (argc == 64) exit(1);
+    argv[argc++] = a;
+  }
+  va_end(ap);
+  return rs_script(name, argc, argv);
+}
+
+long long rs_pending(void) {
+  redisReply *r = redisCommand(rs_redis, "XPENDING %s %s", RS_STREAM, RS_GROUP);
+  if (!r) die_lost();
+  long long n = r->type == REDIS_REPLY_ARRAY ? r->element[0]->integer : -1;
+  freeReplyObject(r);
+  return n;
+}
+
+const char *rs_entry(const char *stream, int index) {
+  redisReply *r = redisCommand(rs_redis, "XRANGE %s - +", stream);
+  if (!r) die_lost();
+  const char *t = "";
+  if (r->type == REDIS_REPLY_ARRAY && (size_t)index < r->elements)
+    t = rs_text(r->element[index]->element[1]);
+  freeReplyObject(r);
+  return t;
+}
+
+const char *rs_event(int index) { return rs_entry(RS_EVENTS, index); }
+
+static void copy_str(char *dst, size_t size, const redisReply *r) {
+  snprintf(dst, size, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+}
+
+int rs_read(const char *consumer, const char *from, rs_entry_t *out, int max) {
+  redisReply *r = redisCommand(rs_redis, "XREADGROUP GROUP %s %s COUNT %d STREAMS %s %s",
+                               RS_GROUP, consumer, max, RS_STREAM, from);
+  if (!r) die_lost();
+  int n = 0;
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+    const redisReply *entries = r->element[0]->element[1];
+    for (size_t i = 0; i < entries->elements && n < max; i++, n++) {
+      const redisReply *e = entries->element[i], *fields = e->element[1];
+      rs_entry_t *o = &out[n];
+      copy_str(o->id, sizeof o->id, e->element[0]);
+      o->job[0] = o->chunk[0] = '\0';
+      for (size_t k = 0; fields->type == REDIS_REPLY_ARRAY && k + 1 < fields->elements; k += 2) {
+        if (strcmp(fields->element[k]->str, "job_id") == 0)
+          copy_str(o->job, sizeof o->job, fields->element[k + 1]);
+        else if (strcmp(fields->element[k]->str, "chunk_id") == 0)
+          copy_str(o->chunk, sizeof o->chunk, fields->element[k + 1]);
+      }
+    }
+  }
+  freeReplyObject(r);
+  return n;
+}
+
+const char *rs_begin(const char *consumer, int max_deliveries, const rs_entry_t *e, int n,
+                     int pending) {
+  char max[16];
+  snprintf(max, sizeof max, "%d", max_deliveries);
+  const char **argv = malloc(sizeof *argv * (size_t)(3 + 4 * n));
+  if (!argv) exit(1);
+  argv[0] = RS_GROUP;
+  argv[1] = consumer;
+  argv[2] = max;
+  for (int i = 0; i < n; i++) {
+    argv[3 + 4 * i] = e[i].id;
+    argv[4 + 4 * i] = e[i].job;
+    argv[5 + 4 * i] = e[i].chunk;
+    argv[6 + 4 * i] = pending ? "1" : "0";
+  }
+  const char *t = rs_script("begin", 3 + 4 * n, argv);
+  free(argv);
+  return t;
+}
+
+const char *rs_settle(int n, const char *const *records) {
+  const char **argv = malloc(sizeof *argv * (size_t)(1 + 6 * n));
+  if (!argv) exit(1);
+  argv[0] = RS_GROUP;
+  memcpy(argv + 1, records, sizeof *argv * (size_t)(6 * n));
+  const char *t = rs_script("settle", 1 + 6 * n, argv);
+  free(argv);
+  return t;
+}

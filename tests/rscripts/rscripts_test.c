@@ -1,0 +1,593 @@
+/* The job system's Redis scripts against a real Redis: every invariant and branch
+ * of enqueue, begin, settle, promote, reclaim, cancel and clean (DESIGN section 4). */
+#include "rs_harness.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 1700000000000LL
+#define DELIVERED_3 "delivered 3 times without an outcome (crashed or stalled worker)"
+
+/* Enqueues job id with n chunks (<id>:<i>, content "text <i>", metadata {"i":<i>}). */
+static const char *enqueue(const char *id, int n, const char *idem) {
+  const char **argv = malloc(sizeof *argv * (size_t)(5 + 3 * n));
+  char(*strs)[3][48] = malloc(sizeof *strs * (size_t)n);
+  if (!argv || !strs) exit(1);
+  argv[0] = id;
+  argv[1] = "ingest";
+  argv[2] = "{\"source\":\"test\"}";
+  argv[3] = idem ? idem : "";
+  argv[4] = "86400";
+  for (int i = 0; i < n; i++) {
+    snprintf(strs[i][0], sizeof strs[i][0], "%s:%d", id, i);
+    snprintf(strs[i][1], sizeof strs[i][1], "text %d", i);
+    snprintf(strs[i][2], sizeof strs[i][2], "{\"i\":%d}", i);
+    for (int k = 0; k < 3; k++) argv[5 + 3 * i + k] = strs[i][k];
+  }
+  const char *t = rs_script("enqueue", 5 + 3 * n, argv);
+  free(argv);
+  free(strs);
+  return t;
+}
+
+static int starts(const char *s, const char *prefix) {
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static long long xlen(const char *key) { return rs_int("XLEN %s", key); }
+
+static long long ttl(const char *key) { return rs_int("TTL %s", key); }
+
+static const char *hget(const char *job, const char *field) {
+  return rs_q("HGET job:%s %s", job, field);
+}
+
+/* Polls until every pending entry has been idle for ms (XAUTOCLAIM's threshold). */
+static void wait_idle(int ms) {
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    redisReply *r = redisCommand(rs_redis, "XPENDING %s %s IDLE %d - + 1000", RS_STREAM,
+                                 RS_GROUP, ms);
+    long long idle = r && r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
+    freeReplyObject(r);
+    if (idle == rs_pending()) return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - start.tv_sec > 5) {
+      fprintf(stderr, "pending entries never became idle\n");
+      exit(1);
+    }
+    usleep(1000);
+  }
+}
+
+static void test_enqueue(void) {
+  rs_reset();
+  rs_now = T0;
+  RS_EQ_STR("j1|1", enqueue("j1", 3, "k1"));
+  RS_EQ_STR("status|queued|job_type|ingest|metadata|{\"source\":\"test\"}|chunks_total|3|"
+            "chunks_processed|0|chunks_failed|0|chunks_skipped|0|created_at|1700000000000|rev|1",
+            rs_q("HGETALL job:j1"));
+  RS_EQ_INT(-1, ttl("job:j1"));
+  RS_EQ_INT(3, xlen(RS_STREAM));
+  RS_EQ_STR("job_id|j1|chunk_id|j1:0|content|text 0|metadata|{\"i\":0}|attempt|1",
+            rs_entry(RS_STREAM, 0));
+  RS_EQ_STR("job_id|j1|chunk_id|j1:2|content|text 2|metadata|{\"i\":2}|attempt|1",
+            rs_entry(RS_STREAM, 2));
+  RS_EQ_INT(1, xlen(RS_EVENTS));
+  RS_EQ_STR("type|ingestion.queued|job_id|j1|data|"
+            "{\"job_id\":\"j1\",\"job_type\":\"ingest\",\"chunks_total\":3}",
+            rs_event(0));
+  RS_EQ_STR("j1", rs_q("SMEMBERS %s", RS_DIRTY));
+  RS_EQ_STR("j1", rs_q("GET shield:idempotency:k1"));
+  long long key_ttl = ttl("shield:idempotency:k1");
+  RS_CHECK(key_ttl > 86000 && key_ttl <= 86400);
+
+  /* The same idempotency key: the first job, and nothing enqueued. */
+  RS_EQ_STR("j1|0", enqueue("j2", 2, "k1"));
+  RS_EQ_INT(3, xlen(RS_STREAM));
+  RS_EQ_INT(0, rs_int("EXISTS job:j2"));
+  RS_EQ_INT(1, xlen(RS_EVENTS));
+
+  /* Refused calls change nothing: every check comes before the first write. */
+  RS_EQ_STR("error: job exists", enqueue("j1", 1, NULL));
+  const char *bad = "error: bad arguments: job id, type, metadata, idempotency key, ttl, "
+                    "then chunk triples expected";
+  RS_EQ_STR(bad, rs_run("enqueue", "j3", "ingest", "{}", "", "0", "j3:0", "t", NULL));
+  RS_EQ_STR(bad, rs_run("enqueue", "j3", "ingest", "{}", "", "0", NULL));
+  RS_EQ_STR(bad, rs_run("enqueue", "j3", "ingest", "{}", "k3", "0", "j3:0", "t", "{}", NULL));
+  RS_EQ_INT(3, xlen(RS_STREAM));
+  RS_EQ_INT(0, rs_int("EXISTS job:j3"));
+  RS_EQ_INT(0, rs_int("EXISTS shield:idempotency:k3"));
+  RS_EQ_INT(1, xlen(RS_EVENTS));
+}
+
+static void test_settle_ok(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("j", 3, NULL);
+  RS_EQ_INT(3, rs_read("w1", ">", e, 8));
+  rs_now = T0 + 1000;
+  RS_EQ_STR("run|run|run", rs_begin("w1", 3, e, 3, 0));
+  RS_EQ_STR("processing", hget("j", "status"));
+  RS_EQ_STR("1700000001000", hget("j", "started_at"));
+  RS_EQ_STR("type|ingestion.started|job_id|j|data|{\"job_id\":\"j\",\"started_at\":1700000001000}",
+            rs_event(1));
+  /* A job starts once. */
+  RS_EQ_STR("run|run|run", rs_begin("w1", 3, e, 3, 0));
+  RS_EQ_INT(2, xlen(RS_EVENTS));
+  RS_EQ_STR("2", hget("j", "rev"));
+
+  rs_now = T0 + 2000;
+  const char *first[] = { "ok", e[0].id, "j", "j:0", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, first));
+  RS_EQ_STR("1", hget("j", "chunks_processed"));
+  RS_EQ_INT(2, xlen(RS_STREAM));
+  RS_EQ_INT(2, rs_pending());
+  /* The same outcome again (a re-sent batch): counted once, nothing written. */
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, first));
+  RS_EQ_STR("1", hget("j", "chunks_processed"));
+  RS_EQ_STR("3", hget("j", "rev"));
+  RS_EQ_INT(3, xlen(RS_EVENTS));
+  RS_EQ_INT(-1, ttl("job:j"));
+  RS_EQ_INT(-1, ttl("job:j:done"));
+
+  rs_now = T0 + 5000;
+  const char *rest[] = { "ok", e[1].id, "j", "j:1", "", "", "ok", e[2].id, "j", "j:2", "", "" };
+  RS_EQ_STR("2|2|0|0|0", rs_settle(2, rest));
+  RS_EQ_STR("completed", hget("j", "status"));
+  RS_EQ_STR("1700000005000", hget("j", "completed_at"));
+  RS_EQ_STR("3", hget("j", "chunks_processed"));
+  RS_EQ_STR("0", hget("j", "chunks_failed"));
+  RS_EQ_STR("4", hget("j", "rev"));
+  RS_EQ_STR("(nil)", hget("j", "error_message"));
+  RS_EQ_INT(5, xlen(RS_EVENTS));
+  RS_EQ_STR("type|ingestion.progress|job_id|j|data|{\"job_id\":\"j\",\"chunks_processed\":1,"
+            "\"chunks_failed\":0,\"chunks_skipped\":0,\"chunks_total\":3,\"percent_complete\":33.33}",
+            rs_event(2));
+  RS_EQ_STR("type|ingestion.progress|job_id|j|data|{\"job_id\":\"j\",\"chunks_processed\":3,"
+            "\"chunks_failed\":0,\"chunks_skipped\":0,\"chunks_total\":3,\"percent_complete\":100}",
+            rs_event(3));
+  RS_EQ_STR("type|ingestion.completed|job_id|j|data|{\"job_id\":\"j\",\"status\":\"completed\","
+            "\"chunks_processed\":3,\"chunks_total\":3,\"duration_ms\":4000,"
+            "\"completed_at\":1700000005000}",
+            rs_event(4));
+  long long t = ttl("job:j");
+  RS_CHECK(t > 3500 && t <= 3600);
+  t = ttl("job:j:done");
+  RS_CHECK(t > 3500 && t <= 3600);
+  RS_EQ_INT(1, rs_int("SISMEMBER %s j", RS_DIRTY));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_INT(0, xlen(RS_STREAM));
+}
+
+/* One progress event per job per batch, in the order the batch first touched the
+ * jobs, each carrying the count after the batch. */
+static void test_progress_coalesced(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("m", 3, NULL);
+  enqueue("n", 3, NULL);
+  RS_EQ_INT(6, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run|run|run|run|run|run", rs_begin("w1", 3, e, 6, 0));
+  RS_EQ_INT(4, xlen(RS_EVENTS));
+  const char *b1[] = { "ok", e[3].id, "n", "n:0", "", "", "ok", e[0].id, "m", "m:0", "", "",
+                       "ok", e[4].id, "n", "n:1", "", "" };
+  RS_EQ_STR("3|3|0|0|0", rs_settle(3, b1));
+  RS_EQ_INT(6, xlen(RS_EVENTS));
+  RS_EQ_STR("type|ingestion.progress|job_id|n|data|{\"job_id\":\"n\",\"chunks_processed\":2,"
+            "\"chunks_failed\":0,\"chunks_skipped\":0,\"chunks_total\":3,\"percent_complete\":66.66}",
+            rs_event(4));
+  RS_EQ_STR("type|ingestion.progress|job_id|m|data|{\"job_id\":\"m\",\"chunks_processed\":1,"
+            "\"chunks_failed\":0,\"chunks_skipped\":0,\"chunks_total\":3,\"percent_complete\":33.33}",
+            rs_event(5));
+  const char *b2[] = { "ok", e[1].id, "m", "m:1", "", "", "ok", e[2].id, "m", "m:2", "", "",
+                       "ok", e[5].id, "n", "n:2", "", "" };
+  RS_EQ_STR("3|3|0|0|0", rs_settle(3, b2));
+  RS_EQ_INT(10, xlen(RS_EVENTS));
+  RS_EQ_STR("type|ingestion.progress|job_id|m|data|{\"job_id\":\"m\",\"chunks_processed\":3,"
+            "\"chunks_failed\":0,\"chunks_skipped\":0,\"chunks_total\":3,\"percent_complete\":100}",
+            rs_event(6));
+  RS_CHECK(starts(rs_event(7), "type|ingestion.completed|job_id|m|"));
+  RS_CHECK(starts(rs_event(8), "type|ingestion.progress|job_id|n|"));
+  RS_CHECK(starts(rs_event(9), "type|ingestion.completed|job_id|n|"));
+}
+
+static void test_retry_and_promote(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("r1", 1, NULL);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 0));
+  const char *retry[] = { "retry", e[0].id, "r1", "r1:0", "1700000005000", "timeout" };
+  RS_EQ_STR("1|0|1|0|0", rs_settle(1, retry));
+  RS_EQ_STR("[\"job_id\",\"r1\",\"chunk_id\",\"r1:0\",\"content\",\"text 0\",\"metadata\","
+            "\"{\\\"i\\\":0}\",\"attempt\",\"2\"]|1700000005000",
+            rs_q("ZRANGE %s 0 -1 WITHSCORES", RS_RETRY));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_STR("type|chunk.retry|job_id|r1|data|{\"job_id\":\"r1\",\"chunk_id\":\"r1:0\","
+            "\"attempt\":2,\"due_at\":1700000005000,\"error\":\"timeout\"}",
+            rs_event(2));
+  RS_EQ_STR("processing", hget("r1", "status"));
+  RS_EQ_STR("0", hget("r1", "chunks_processed"));
+  RS_EQ_STR("2", hget("r1", "rev"));
+  /* The batch re-sent: the entry is gone (settled), nothing scheduled twice. */
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, retry));
+  RS_EQ_INT(1, rs_int("ZCARD %s", RS_RETRY));
+
+  /* promote moves only due entries. */
+  rs_now = T0 + 4999;
+  RS_EQ_STR("0", rs_run("promote", "10", NULL));
+  rs_now = T0 + 5000;
+  RS_EQ_STR("1", rs_run("promote", "10", NULL));
+  RS_EQ_INT(0, rs_int("ZCARD %s", RS_RETRY));
+  RS_EQ_STR("job_id|r1|chunk_id|r1:0|content|text 0|metadata|{\"i\":0}|attempt|2",
+            rs_entry(RS_STREAM, 0));
+
+  /* Attempt 2 succeeds; then a late second copy of the done chunk fails
+   * retryably: no retry is scheduled, the copy is only acknowledged. */
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 0));
+  const char *ok[] = { "ok", e[0].id, "r1", "r1:0", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, ok));
+  RS_EQ_STR("completed", hget("r1", "status"));
+  rs_q("XADD %s * job_id r1 chunk_id r1:0 content x metadata {} attempt 2", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  const char *late[] = { "retry", e[0].id, "r1", "r1:0", "1700000009000", "timeout" };
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, late));
+  RS_EQ_INT(0, rs_int("ZCARD %s", RS_RETRY));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+  RS_EQ_INT(0, rs_pending());
+
+  /* A retry is an outcome: carried deliveries are dropped; no attempt field means 1. */
+  enqueue("r2", 1, NULL);
+  rs_q("XADD %s * job_id r2 chunk_id r2:0 content c deliveries 2", RS_STREAM);
+  RS_EQ_INT(2, rs_read("w1", ">", e, 8));
+  const char *carried[] = { "retry", e[1].id, "r2", "r2:0", "1700000009000", "timeout" };
+  RS_EQ_STR("1|0|1|0|0", rs_settle(1, carried));
+  RS_EQ_STR("[\"job_id\",\"r2\",\"chunk_id\",\"r2:0\",\"content\",\"c\",\"attempt\",\"2\"]",
+            rs_q("ZRANGE %s 0 -1", RS_RETRY));
+}
+
+static void test_promote_limits(void) {
+  rs_reset();
+  rs_now = T0;
+  rs_q("ZADD %s %lld [\"job_id\",\"p\",\"chunk_id\",\"p:0\",\"attempt\",\"2\"]", RS_RETRY, T0 - 2000);
+  rs_q("ZADD %s %lld [\"job_id\",\"p\",\"chunk_id\",\"p:1\",\"attempt\",\"3\"]", RS_RETRY, T0 - 1000);
+  rs_q("ZADD %s %lld [\"job_id\",\"p\",\"chunk_id\",\"p:2\",\"attempt\",\"2\"]", RS_RETRY, T0 + 1);
+  RS_EQ_STR("1", rs_run("promote", "1", NULL));
+  RS_EQ_STR("job_id|p|chunk_id|p:0|attempt|2", rs_entry(RS_STREAM, 0));
+  RS_EQ_STR("1", rs_run("promote", "10", NULL));
+  RS_EQ_STR("job_id|p|chunk_id|p:1|attempt|3", rs_entry(RS_STREAM, 1));
+  RS_EQ_STR("0", rs_run("promote", "10", NULL));
+  RS_EQ_INT(1, rs_int("ZCARD %s", RS_RETRY));
+  RS_EQ_INT(2, xlen(RS_STREAM));
+  /* A member that does not decode goes to the dead letters, not round and round. */
+  rs_q("ZADD %s 0 garbage", RS_RETRY);
+  RS_EQ_STR("0", rs_run("promote", "10", NULL));
+  RS_EQ_STR("raw|garbage|error|undecodable retry entry|failed_at|1700000000000",
+            rs_entry(RS_DEAD, 0));
+  RS_EQ_INT(1, rs_int("ZCARD %s", RS_RETRY));
+  RS_EQ_STR("error: bad arguments: limit expected", rs_run("promote", "0", NULL));
+}
+
+static void test_dead_and_failed(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("f1", 3, NULL);
+  RS_EQ_INT(3, rs_read("w1", ">", e, 8));
+  rs_now = T0 + 1000;
+  RS_EQ_STR("run|run|run", rs_begin("w1", 3, e, 3, 0));
+  rs_now = T0 + 2000;
+  const char *b1[] = { "ok", e[0].id, "f1", "f1:0", "", "", "dead", e[1].id, "f1", "f1:1", "", "boom 1" };
+  RS_EQ_STR("2|1|0|1|0", rs_settle(2, b1));
+  RS_EQ_STR("job_id|f1|chunk_id|f1:1|content|text 1|metadata|{\"i\":1}|attempt|1|error|boom 1|"
+            "attempts|1|failed_at|1700000002000",
+            rs_entry(RS_DEAD, 0));
+  RS_EQ_STR("boom 1", hget("f1", "error_message"));
+  RS_EQ_STR("1", hget("f1", "chunks_failed"));
+  RS_EQ_STR("processing", hget("f1", "status"));
+  RS_EQ_INT(-1, ttl("job:f1"));
+  RS_EQ_STR("type|chunk.dead|job_id|f1|data|{\"job_id\":\"f1\",\"chunk_id\":\"f1:1\",\"attempts\":1,"
+            "\"error\":\"boom 1\"}",
+            rs_event(2));
+  RS_EQ_STR("type|ingestion.progress|job_id|f1|data|{\"job_id\":\"f1\",\"chunks_processed\":1,"
+            "\"chunks_failed\":1,\"chunks_skipped\":0,\"chunks_total\":3,\"percent_complete\":66.66}",
+            rs_event(3));
+  /* Dead again (a re-sent batch): neither counted nor dead-lettered twice. */
+  const char *again[] = { "dead", e[1].id, "f1", "f1:1", "", "boom 1" };
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, again));
+  RS_EQ_INT(1, xlen(RS_DEAD));
+  RS_EQ_STR("1", hget("f1", "chunks_failed"));
+
+  rs_now = T0 + 3500;
+  const char *b2[] = { "dead", e[2].id, "f1", "f1:2", "", "boom 2" };
+  RS_EQ_STR("1|0|0|1|0", rs_settle(1, b2));
+  RS_EQ_STR("failed", hget("f1", "status"));
+  RS_EQ_STR("boom 1", hget("f1", "error_message"));
+  RS_EQ_STR("2", hget("f1", "chunks_failed"));
+  RS_EQ_STR("1", hget("f1", "chunks_processed"));
+  RS_EQ_STR("1700000003500", hget("f1", "completed_at"));
+  RS_EQ_INT(7, xlen(RS_EVENTS));
+  RS_EQ_STR("type|ingestion.failed|job_id|f1|data|{\"job_id\":\"f1\",\"status\":\"failed\","
+            "\"chunks_processed\":1,\"chunks_failed\":2,\"chunks_total\":3,\"error\":\"boom 1\","
+            "\"duration_ms\":2500,\"completed_at\":1700000003500}",
+            rs_event(6));
+  RS_CHECK(ttl("job:f1") > 0);
+  RS_CHECK(ttl("job:f1:done") > 0);
+
+  /* A malformed entry (no job_id): dead-lettered once, no job accounting. */
+  rs_q("XADD %s * content orphan", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("", e[0].job);
+  const char *bad[] = { "dead", e[0].id, "", "", "", "malformed entry" };
+  RS_EQ_STR("1|0|0|1|0", rs_settle(1, bad));
+  RS_EQ_STR("content|orphan|error|malformed entry|attempts|1|failed_at|1700000003500",
+            rs_entry(RS_DEAD, 2));
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, bad));
+  RS_EQ_INT(3, xlen(RS_DEAD));
+  RS_EQ_INT(7, xlen(RS_EVENTS));
+  RS_EQ_INT(0, rs_pending());
+
+  /* Bad records are refused before anything is written. */
+  rs_q("XADD %s * job_id f1 chunk_id f1:2", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  const char *bad_op[] = { "ok", e[0].id, "f1", "f1:2", "", "", "maybe", e[0].id, "f1", "f1:2", "", "" };
+  RS_EQ_STR("error: bad arguments: record 2: bad op or due time", rs_settle(2, bad_op));
+  const char *bad_due[] = { "retry", e[0].id, "f1", "f1:2", "soon", "x" };
+  RS_EQ_STR("error: bad arguments: record 1: bad op or due time", rs_settle(1, bad_due));
+  RS_EQ_INT(1, rs_pending());
+}
+
+static void test_begin_verdicts(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("d", 2, NULL);
+  RS_EQ_INT(2, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run|run", rs_begin("w1", 3, e, 2, 0));
+  const char *ok[] = { "ok", e[0].id, "d", "d:0", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, ok));
+
+  /* A second copy of a done chunk, and an entry of a job that does not exist. */
+  rs_q("XADD %s * job_id d chunk_id d:0 content x metadata {} attempt 1", RS_STREAM);
+  rs_q("XADD %s * job_id nojob chunk_id nojob:0 content x metadata {} attempt 1", RS_STREAM);
+  RS_EQ_INT(2, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("skip|skip", rs_begin("w1", 3, e, 2, 0));
+  const char *skips[] = { "skip", e[0].id, "d", "d:0", "", "", "skip", e[1].id, "nojob", "nojob:0", "", "" };
+  RS_EQ_STR("2|0|0|0|0", rs_settle(2, skips));
+  RS_EQ_STR("0", hget("d", "chunks_skipped"));
+  RS_EQ_INT(0, rs_int("EXISTS job:nojob"));
+  RS_EQ_INT(1, rs_pending());
+
+  /* d:1 was delivered once; each of the worker's own id-0 reads adds one. */
+  RS_EQ_INT(1, rs_read("w1", "0", e, 8));
+  RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 1));
+  RS_EQ_INT(1, rs_read("w1", "0", e, 8));
+  RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 1));
+  RS_EQ_INT(1, rs_read("w1", "0", e, 8));
+  RS_EQ_STR("dead", rs_begin("w1", 3, e, 1, 1));
+  RS_EQ_STR("job_id|d|chunk_id|d:1|content|text 1|metadata|{\"i\":1}|attempt|1|error|" DELIVERED_3
+            "|attempts|3|failed_at|1700000000000",
+            rs_entry(RS_DEAD, 0));
+  RS_EQ_STR("failed", hget("d", "status"));
+  RS_EQ_STR(DELIVERED_3, hget("d", "error_message"));
+  RS_EQ_STR("1", hget("d", "chunks_failed"));
+  RS_EQ_STR("1", hget("d", "chunks_processed"));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_INT(0, xlen(RS_STREAM));
+
+  /* Pending-pass entries no longer this consumer's, or deleted while pending. */
+  enqueue("g", 2, NULL);
+  RS_EQ_INT(2, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("gone|gone", rs_begin("w2", 3, e, 2, 1));
+  RS_EQ_INT(2, rs_pending());
+  rs_q("XDEL %s %s", RS_STREAM, e[0].id);
+  RS_EQ_INT(2, rs_read("w1", "0", e, 8));
+  RS_EQ_STR("", e[0].job);
+  RS_EQ_STR("gone|run", rs_begin("w1", 3, e, 2, 1));
+  RS_EQ_INT(1, rs_pending());
+  RS_EQ_STR("processing", hget("g", "status"));
+
+  /* A malformed entry is dead-lettered by begin itself. */
+  rs_q("XADD %s * content orphan attempt 1", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("dead", rs_begin("w1", 3, e, 1, 0));
+  RS_EQ_STR("content|orphan|attempt|1|error|malformed entry: no job_id|attempts|1|"
+            "failed_at|1700000000000",
+            rs_entry(RS_DEAD, 1));
+  RS_EQ_INT(1, rs_pending());
+
+  /* Deliveries carried from earlier reclaims count on the pending pass. */
+  rs_q("XADD %s * job_id g chunk_id g:0 content x metadata {} attempt 1 deliveries 2", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 0));
+  RS_EQ_INT(2, rs_read("w1", "0", e, 8));
+  RS_EQ_STR("g:1", e[0].chunk);
+  RS_EQ_STR("run|dead", rs_begin("w1", 3, e, 2, 1));
+  RS_EQ_STR("job_id|g|chunk_id|g:0|content|x|metadata|{}|attempt|1|deliveries|2|error|" DELIVERED_3
+            "|attempts|3|failed_at|1700000000000",
+            rs_entry(RS_DEAD, 2));
+  RS_EQ_STR("1", hget("g", "chunks_failed"));
+  RS_EQ_INT(1, rs_pending());
+}
+
+static void test_cancel(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("x", 3, NULL);
+  RS_EQ_INT(2, rs_read("w1", ">", e, 2));
+  RS_EQ_STR("run|run", rs_begin("w1", 3, e, 2, 0));
+  rs_now = T0 + 1000;
+  RS_EQ_STR("cancelled", rs_run("cancel", "x", NULL));
+  RS_EQ_STR("cancelled", hget("x", "status"));
+  RS_EQ_STR("3", hget("x", "rev"));
+  RS_EQ_INT(-1, ttl("job:x"));
+  RS_EQ_STR("type|ingestion.cancelled|job_id|x|data|{\"job_id\":\"x\",\"chunks_processed\":0,"
+            "\"chunks_failed\":0,\"chunks_skipped\":0,\"chunks_total\":3}",
+            rs_event(2));
+  RS_EQ_STR("error: already cancelled", rs_run("cancel", "x", NULL));
+  RS_EQ_STR("error: not found", rs_run("cancel", "nope", NULL));
+
+  /* Chunks in flight still record their outcome; a retry becomes a skip. */
+  const char *inflight[] = { "ok", e[0].id, "x", "x:0", "", "", "retry", e[1].id, "x", "x:1",
+                             "1700000009000", "timeout" };
+  RS_EQ_STR("2|1|0|0|1", rs_settle(2, inflight));
+  RS_EQ_INT(0, rs_int("ZCARD %s", RS_RETRY));
+  RS_EQ_STR("1", hget("x", "chunks_processed"));
+  RS_EQ_STR("1", hget("x", "chunks_skipped"));
+  RS_EQ_INT(-1, ttl("job:x"));
+
+  /* The chunk never started: begin skips it, settle counts it, the job is final. */
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("skip", rs_begin("w1", 3, e, 1, 0));
+  rs_now = T0 + 3000;
+  const char *skip[] = { "skip", e[0].id, "x", "x:2", "", "" };
+  RS_EQ_STR("1|0|0|0|1", rs_settle(1, skip));
+  RS_EQ_STR("cancelled", hget("x", "status"));
+  RS_EQ_STR("2", hget("x", "chunks_skipped"));
+  RS_EQ_STR("1700000003000", hget("x", "completed_at"));
+  RS_CHECK(ttl("job:x") > 0);
+  RS_CHECK(ttl("job:x:done") > 0);
+  /* queued, started, cancelled, the in-flight batch's progress; no final event. */
+  RS_EQ_INT(4, xlen(RS_EVENTS));
+  RS_CHECK(starts(rs_event(3), "type|ingestion.progress|job_id|x|"));
+
+  enqueue("y", 1, NULL);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 0));
+  const char *ok[] = { "ok", e[0].id, "y", "y:0", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, ok));
+  RS_EQ_STR("error: already completed", rs_run("cancel", "y", NULL));
+}
+
+static void test_reclaim(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("q", 3, NULL);
+  RS_EQ_INT(3, rs_read("w1", ">", e, 8));
+  /* Not idle for long enough: nothing is claimed. */
+  RS_EQ_STR("0-0|0|0", rs_run("reclaim", RS_GROUP, "supervisor", "60000", "0-0", "10", "3", NULL));
+  RS_EQ_INT(3, rs_pending());
+
+  /* Two per call: the cursor continues the scan. */
+  wait_idle(5);
+  char cursor[64];
+  snprintf(cursor, sizeof cursor, "%s", rs_run("reclaim", RS_GROUP, "supervisor", "5", "0-0", "2", "3", NULL));
+  char *bar = strchr(cursor, '|');
+  RS_CHECK(bar != NULL);
+  if (!bar) return;
+  RS_EQ_STR("|2|0", bar);
+  *bar = '\0';
+  RS_EQ_STR(e[2].id, cursor);
+  RS_EQ_STR("0-0|1|0", rs_run("reclaim", RS_GROUP, "supervisor", "5", cursor, "2", "3", NULL));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_INT(3, xlen(RS_STREAM));
+  RS_EQ_STR("job_id|q|chunk_id|q:0|content|text 0|metadata|{\"i\":0}|attempt|1|deliveries|1",
+            rs_entry(RS_STREAM, 0));
+
+  /* Taken by another worker that dies too: the deliveries carry over. */
+  RS_EQ_INT(3, rs_read("w2", ">", e, 8));
+  wait_idle(5);
+  RS_EQ_STR("0-0|3|0", rs_run("reclaim", RS_GROUP, "supervisor", "5", "0-0", "10", "3", NULL));
+  RS_EQ_STR("job_id|q|chunk_id|q:2|content|text 2|metadata|{\"i\":2}|attempt|1|deliveries|2",
+            rs_entry(RS_STREAM, 2));
+  RS_EQ_INT(3, rs_read("w3", ">", e, 8));
+  wait_idle(5);
+  RS_EQ_STR("0-0|0|3", rs_run("reclaim", RS_GROUP, "supervisor", "5", "0-0", "10", "3", NULL));
+  RS_EQ_STR("job_id|q|chunk_id|q:0|content|text 0|metadata|{\"i\":0}|attempt|1|deliveries|2|"
+            "error|" DELIVERED_3 "|attempts|3|failed_at|1700000000000",
+            rs_entry(RS_DEAD, 0));
+  RS_EQ_STR("failed", hget("q", "status"));
+  RS_EQ_STR("3", hget("q", "chunks_failed"));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+  RS_EQ_INT(0, rs_pending());
+
+  /* An entry deleted while pending is only acknowledged. */
+  rs_q("XADD %s * job_id q chunk_id q:0 content x", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  rs_q("XDEL %s %s", RS_STREAM, e[0].id);
+  wait_idle(5);
+  RS_EQ_STR("0-0|0|0", rs_run("reclaim", RS_GROUP, "supervisor", "5", "0-0", "10", "3", NULL));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_INT(3, xlen(RS_DEAD));
+}
+
+/* Longer than one unpack() slice: SADD, XACK and XDEL go in slices of 1000. */
+static void test_big_batch(void) {
+  enum { N = 2500 };
+  rs_entry_t *e = malloc(sizeof *e * N);
+  const char **records = malloc(sizeof *records * 6 * N);
+  if (!e || !records) exit(1);
+  rs_reset();
+  rs_now = T0;
+  RS_EQ_STR("big|1", enqueue("big", N, NULL));
+  RS_EQ_INT(N, rs_read("w1", ">", e, N));
+  for (int i = 0; i < N; i++) {
+    const char *r[6] = { "ok", e[i].id, e[i].job, e[i].chunk, "", "" };
+    memcpy(records + 6 * i, r, sizeof r);
+  }
+  RS_EQ_STR("2500|2500|0|0|0", rs_settle(N, records));
+  RS_EQ_STR("completed", hget("big", "status"));
+  RS_EQ_INT(N, rs_int("SCARD job:big:done"));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_INT(0, xlen(RS_STREAM));
+  free(records);
+  free(e);
+}
+
+static void test_clean(void) {
+  rs_reset();
+  rs_now = T0;
+  enqueue("a", 1, NULL);
+  enqueue("b", 1, NULL);
+  RS_EQ_STR("1", hget("b", "rev"));
+  /* b changes while the sync writes what it read at rev 1. */
+  RS_EQ_STR("cancelled", rs_run("cancel", "b", NULL));
+  rs_q("SADD %s expired", RS_DIRTY);
+  RS_EQ_STR("2", rs_run("clean", "a", "1", "b", "1", "expired", "4", NULL));
+  RS_EQ_STR("b", rs_q("SMEMBERS %s", RS_DIRTY));
+  RS_EQ_STR("1", rs_run("clean", "b", "2", NULL));
+  RS_EQ_INT(0, rs_int("SCARD %s", RS_DIRTY));
+  RS_EQ_STR("error: bad arguments: pairs of job id and rev expected", rs_run("clean", "a", NULL));
+}
+
+int main(void) {
+  static const struct {
+    const char *name;
+    void (*fn)(void);
+  } tests[] = {
+    { "enqueue", test_enqueue },
+    { "settle ok", test_settle_ok },
+    { "progress coalesced", test_progress_coalesced },
+    { "retry and promote", test_retry_and_promote },
+    { "promote limits", test_promote_limits },
+    { "dead and failed", test_dead_and_failed },
+    { "begin verdicts", test_begin_verdicts },
+    { "cancel", test_cancel },
+    { "reclaim", test_reclaim },
+    { "big batch", test_big_batch },
+    { "clean", test_clean },
+  };
+  const int n = (int)(sizeof tests / sizeof tests[0]);
+  if (rs_setup() < 0) return 1;
+  printf("1..%d\n", n);
+  int failed = 0;
+  for (int i = 0; i < n; i++) {
+    int before = rs_failures;
+    tests[i].fn();
+    int ok = rs_failures == before;
+    failed += !ok;
+    printf("%sok %d - %s\n", ok ? "" : "not ", i + 1, tests[i].name);
+  }
+  rs_teardown();
+  return failed ? 1 : 0;
+}
