@@ -12,6 +12,7 @@
 #include "env.h"
 #include "log.h"
 #include "lua_host.h"
+#include "lua_supervisor.h"
 #include "script_probe.h"
 #include "worker.h"
 
@@ -47,11 +48,13 @@ struct shr_supervisor {
   char script_version[17];
   char reload_error[1024];
   int reload_in_progress;
+  uint64_t reloads_ok, reloads_failed;
 };
 
 shr_scoreboard_t *shr_supervisor_scoreboard(shr_supervisor_t *s) { return s->sb; }
 const char *shr_supervisor_script_version(shr_supervisor_t *s) { return s->script_version; }
 const char *shr_supervisor_reload_error(shr_supervisor_t *s) { return s->reload_error; }
+uint64_t shr_supervisor_reloads(shr_supervisor_t *s, int ok) { return ok ? s->reloads_ok : s->reloads_failed; }
 
 static int live_workers(shr_supervisor_t *s) {
   int n = 0;
@@ -277,10 +280,12 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
   s->reload_in_progress = 0;
   if (!ok) {
     snprintf(s->reload_error, sizeof s->reload_error, "%s", err);
+    s->reloads_failed++;
     shr_error("reload failed, keeping script version %s: %s", s->script_version, err);
     return;
   }
   s->reload_error[0] = '\0';
+  s->reloads_ok++;
   if (strcmp(version, s->script_version) == 0) {
     shr_info("reload: script unchanged (version %s)", version);
     return;
@@ -341,6 +346,7 @@ static void start_env(shr_supervisor_t *s) {
     return;
   }
   s->env_ready = 1;
+  shr_lua_supervisor_preload(s->env.L, s);
   char host[256];
   if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
   host[sizeof host - 1] = '\0';

@@ -5,6 +5,8 @@
 #ifndef SHR_SUPERVISOR_H
 #define SHR_SUPERVISOR_H
 
+#include <stdint.h>
+
 #include "config.h"
 #include "scoreboard.h"
 
@@ -17,5 +19,7 @@ shr_scoreboard_t *shr_supervisor_scoreboard(shr_supervisor_t *s);
 const char *shr_supervisor_script_version(shr_supervisor_t *s);
 const char *shr_supervisor_reload_error(shr_supervisor_t *s);
 void shr_supervisor_reload(shr_supervisor_t *s);
+/* Reloads that succeeded (ok = 1) or failed (ok = 0) since start. */
+uint64_t shr_supervisor_reloads(shr_supervisor_t *s, int ok);
 
 #endif

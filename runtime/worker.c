@@ -10,6 +10,7 @@
 #include "consumer.h"
 #include "env.h"
 #include "log.h"
+#include "redis.h"
 #include "script.h"
 
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
   int stopping;
   int draining;
   const char *drain_reason;
+  uint64_t redis_reconnects_base;
   int reloading;
   int exit_status;
 } worker_t;
@@ -37,6 +39,9 @@ static void set_state(worker_t *w, shr_worker_state_t s) { atomic_store(&w->slot
 static void on_heartbeat(uv_timer_t *h) {
   worker_t *w = h->data;
   shr_slot_heartbeat(w->slot);
+  /* Slot counters outlive this worker: add ours to what earlier ones left. */
+  if (w->env.redis)
+    atomic_store(&w->slot->redis_reconnects, w->redis_reconnects_base + shr_redis_stats(w->env.redis)->reconnects);
   if (!w->draining && atomic_load(&w->slot->state) != SHR_WORKER_STARTING)
     set_state(w, atomic_load(&w->slot->in_flight) > 0 ? SHR_WORKER_BUSY : SHR_WORKER_IDLE);
 }
@@ -205,6 +210,7 @@ void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot_ind
   shr_log_set_role("worker", slot_index);
   atomic_store(&w.slot->tasks_done, 0);
   atomic_store(&w.slot->in_flight, 0);
+  w.redis_reconnects_base = atomic_load(&w.slot->redis_reconnects);
   shr_slot_heartbeat(w.slot);
 
   /* Interactive ^C reaches the whole process group: the supervisor decides. */
