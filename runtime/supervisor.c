@@ -14,6 +14,7 @@
 #include "lua_host.h"
 #include "lua_supervisor.h"
 #include "script_probe.h"
+#include "sd_notify.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start counts as crashing. */
@@ -39,6 +40,7 @@ struct shr_supervisor {
   uv_fs_event_t script_watch; /* edits under the script's folder trigger a reload */
   uv_timer_t reload_debounce;
   uv_idle_t closer;
+  uv_timer_t sd_watchdog; /* WATCHDOG=1 pings when systemd asks for them */
   int watching_script;
   shr_env_t env;              /* the supervisor's Lua side: maintenance, API */
   int env_ready;
@@ -199,6 +201,7 @@ static void close_own_handles(shr_supervisor_t *s) {
                         (uv_handle_t *)&s->sig_hup,  (uv_handle_t *)&s->sig_chld,
                         (uv_handle_t *)&s->watch,    (uv_handle_t *)&s->shutdown_timer,
                         (uv_handle_t *)&s->reload_debounce, (uv_handle_t *)&s->closer,
+                        (uv_handle_t *)&s->sd_watchdog,
                         (uv_handle_t *)&s->script_watch};
   size_t n = sizeof own / sizeof *own;
   if (!s->watching_script) n--;
@@ -257,6 +260,7 @@ static void begin_shutdown(shr_supervisor_t *s, int signum) {
     _exit(1);
   }
   s->shutting_down = 1;
+  shr_sd_notify("STOPPING=1\nSTATUS=draining");
   shr_info("%s: graceful shutdown, draining %d workers (up to %d s)", strsignal(signum), live_workers(s),
            s->cfg->pool_graceful_shutdown_timeout);
   for (int i = 0; i < s->sb->nslots; i++) {
@@ -278,6 +282,7 @@ static void on_term(uv_signal_t *h, int signum) { begin_shutdown(h->data, signum
 static void on_reload_probed(void *data, int ok, const char *err, const char *version) {
   shr_supervisor_t *s = data;
   s->reload_in_progress = 0;
+  shr_sd_notify(ok ? "READY=1\nSTATUS=running" : "READY=1\nSTATUS=running; last reload failed");
   if (!ok) {
     snprintf(s->reload_error, sizeof s->reload_error, "%s", err);
     s->reloads_failed++;
@@ -302,6 +307,7 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
 void shr_supervisor_reload(shr_supervisor_t *s) {
   if (s->shutting_down || s->reload_in_progress) return;
   s->reload_in_progress = 1;
+  shr_sd_notify("RELOADING=1");
   shr_info("reload requested: probing %s", s->cfg->script);
   if (shr_script_probe(s->loop, s->cfg, on_reload_probed, s) != 0) s->reload_in_progress = 0;
 }
@@ -364,6 +370,8 @@ static void start_env(shr_supervisor_t *s) {
   shr_sched_spawn(s->env.sched, 1, on_maintenance_started, s);
 }
 
+static void on_sd_watchdog(uv_timer_t *h) { shr_sd_notify("WATCHDOG=1"); }
+
 static void start_workers(shr_supervisor_t *s) {
   s->started = 1;
   start_env(s);
@@ -372,6 +380,9 @@ static void start_workers(shr_supervisor_t *s) {
   uv_timer_start(&s->watch, on_watch, WATCH_INTERVAL_MS, WATCH_INTERVAL_MS);
   shr_info("running: %d workers, concurrency %d each, script %s (version %s)", s->sb->nslots,
            s->cfg->pool_concurrency, s->cfg->script, s->script_version);
+  shr_sd_notify("READY=1\nSTATUS=running");
+  uint64_t wd = shr_sd_watchdog_ms();
+  if (wd) uv_timer_start(&s->sd_watchdog, on_sd_watchdog, wd / 2, wd / 2);
 }
 
 static void on_start_probed(void *data, int ok, const char *err, const char *version) {
@@ -418,7 +429,8 @@ int shr_supervisor_main(const shr_config_t *cfg) {
   uv_timer_init(s->loop, &s->shutdown_timer);
   uv_timer_init(s->loop, &s->reload_debounce);
   uv_idle_init(s->loop, &s->closer);
-  s->closer.data = s;
+  uv_timer_init(s->loop, &s->sd_watchdog);
+  s->closer.data = s->sd_watchdog.data = s;
   s->watch.data = s->shutdown_timer.data = s->reload_debounce.data = s;
 
   shr_info("shield-runtime %s starting: config %s, %d workers", SHR_VERSION, cfg->path, cfg->pool_size);

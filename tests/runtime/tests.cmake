@@ -3,3 +3,4 @@ shield_test(NAME runtime.config_errors COMMAND ${CMAKE_CURRENT_LIST_DIR}/config_
 shield_test(NAME runtime.supervisor COMMAND ${CMAKE_CURRENT_LIST_DIR}/supervisor.sh SERVERS TIMEOUT 120)
 shield_test(NAME runtime.sched COMMAND $<TARGET_FILE:shield-runtime> --config ${CMAKE_SOURCE_DIR}/tests/runtime/run.cfg.lua
   run ${CMAKE_CURRENT_LIST_DIR}/sched_test.lua)
+shield_test(NAME runtime.sd_notify COMMAND ${CMAKE_CURRENT_LIST_DIR}/sd_notify.sh SERVERS TIMEOUT 60)
