@@ -1,0 +1,76 @@
+-- The HTTP API's router (DESIGN.md section 6), run by the supervisor for each
+-- request in a light thread. The C transport (runtime/http_server.c) has already
+-- checked sizes, timeouts and the bearer token. handle(req) returns status,
+-- body (a table: JSON, or a string sent as is), headers; the events stream is
+-- answered by runtime/sse.c before it reaches here.
+local shield = require "shield"
+local problem = require "shield.api.problem"
+local job_routes = require "shield.api.jobs"
+local health = require "shield.api.health"
+local metrics = require "shield.api.metrics"
+
+local _M = {}
+
+-- Requests by "route status", for /metrics.
+local counts = {}
+_M.counts = counts
+
+local routes = {
+  { "^/lightrag/ingest%-async$", "/lightrag/ingest-async", { POST = job_routes.ingest } },
+  { "^/jobs$", "/jobs", { GET = job_routes.list } },
+  { "^/jobs/([^/]+)$", "/jobs/{id}", { GET = job_routes.get, DELETE = job_routes.cancel } },
+  { "^/health$", "/health", { GET = health.basic } },
+  { "^/health/detailed$", "/health/detailed", { GET = health.detailed } },
+  { "^/metrics$", "/metrics", {
+    GET = function()
+      return 200, metrics.render(metrics.collect(counts)), { ["Content-Type"] = "text/plain; version=0.0.4" }
+    end,
+  } },
+}
+
+local function allowed(methods)
+  local list = {}
+  for m in pairs(methods) do
+    list[#list + 1] = m
+  end
+  table.sort(list)
+  return table.concat(list, ", ")
+end
+
+local function dispatch(req)
+  for _, r in ipairs(routes) do
+    local captures = { req.path:match(r[1]) }
+    if captures[1] then
+      local handler = r[3][req.method]
+      if not handler then
+        local status, body, headers = problem(405, "Method Not Allowed",
+          req.method .. " is not allowed on " .. req.path)
+        headers.Allow = allowed(r[3])
+        return r[2], status, body, headers
+      end
+      if captures[1] == req.path then
+        captures = {}
+      end
+      return r[2], handler(req, unpack(captures))
+    end
+  end
+  return "unknown", problem(404, "Not Found", "no route " .. req.path)
+end
+
+local function internal_error(err)
+  shield.log.error("request handler failed: " .. debug.traceback(tostring(err), 2))
+  return err
+end
+
+function _M.handle(req)
+  local ok, route, status, body, headers = xpcall(dispatch, internal_error, req)
+  if not ok then
+    route = "error"
+    status, body, headers = problem(500, "Internal Server Error", "the request handler failed; see the log")
+  end
+  local key = route .. " " .. status
+  counts[key] = (counts[key] or 0) + 1
+  return status, body, headers
+end
+
+return _M
