@@ -216,9 +216,7 @@ static int not_connected(lua_State *L) {
 
 static int l_call(lua_State *L) {
   int argc = lua_gettop(L);
-  luaL_checkstring(L, 1);
-  for (int i = 2; i <= argc; i++) to_arg(L, i, "call", i);
-  to_arg(L, 1, "call", 1);
+  for (int i = 1; i <= (argc ? argc : 1); i++) to_arg(L, i, "call", i);
   shr_sched_current(L);
   shr_redis_t *r = client(L);
   if (!r) return not_connected(L);

@@ -43,9 +43,11 @@ shr_pg_pool_t *shr_pg_pool_new(uv_loop_t *loop, const char *conninfo, int size);
 void shr_pg_pool_close(shr_pg_pool_t *p);
 
 /* Sends sql with nparams text parameters ($1..$n; values[i] NULL is SQL NULL;
- * lengths may be NULL, text parameters end at their NUL) on a free
- * connection, or queues it (FIFO) while all are busy. sql and values are
- * copied. While the server is unreachable queries fail at once (backoff).
+ * lengths, if not NULL, bound each value; a value ends at its first NUL
+ * either way, as text parameters do) on a free connection, or queues it
+ * (FIFO) while all are busy. With parameters sql is one statement; without,
+ * it may be several (the result is the last one's, the first error wins).
+ * sql and values are copied. While the server is unreachable queries fail at once (backoff).
  * Returns 0, or -1 (pool closing, bad arguments, out of memory: cb not
  * called). data identifies the query for shr_pg_cancel. */
 int shr_pg_query(shr_pg_pool_t *p, const char *sql, int nparams, const char *const *values,

@@ -381,7 +381,7 @@ static void on_connect(const redisAsyncContext *cac, int status) {
   r->depth++;
   if (status != REDIS_OK)
     lost(r, ac, ac->c.errstr[0] ? ac->c.errstr : "connect failed");
-  else if (r->ac == ac && r->setup_left == 0)
+  else if (r->ac == ac && r->state == ST_CONNECTING && r->setup_left == 0)
     ready(r);
   r->depth--;
 }

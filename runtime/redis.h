@@ -1,9 +1,6 @@
-/* shr_redis_t: one asynchronous Redis connection on a libuv loop, with AUTH and
- * SELECT from the URL, a connect timeout, TCP keepalive, reconnects with capped
- * exponential backoff, per-command watchdogs, and server-side scripts called by
- * EVALSHA that survive a Redis restart. Used by env (the worker's client), the
- * Lua binding lua_redis.c and the stream consumer; relies on hiredis 0.14 and
- * redis_uv.c. */
+/* shr_redis_t: one asynchronous Redis connection (AUTH/SELECT from the URL, connect
+ * timeout, keepalive, reconnects with backoff, per-command watchdogs, EVALSHA scripts
+ * that survive a restart). Used by env, lua_redis.c, the consumer; relies on hiredis 0.14, redis_uv.c. */
 #ifndef SHR_REDIS_H
 #define SHR_REDIS_H
 

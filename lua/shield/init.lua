@@ -94,6 +94,7 @@ function _M.config()
 end
 
 -- bindings
+_M.pg = require "shield.pg"
 _M.redis = require "shield.c.redis"
 
 -- Appends an event to the events stream (capped with MAXLEN ~). Returns the

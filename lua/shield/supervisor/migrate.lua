@@ -39,7 +39,8 @@ function _M.apply(folder)
   end
   local applied = {}
   local q = shield.pg.query
-  local ok, terr = shield.pg.transaction(function()
+  -- transaction() re-raises what fn raised, after the rollback.
+  local ok, committed, terr = pcall(shield.pg.transaction, function()
     assert(q("SELECT pg_advisory_xact_lock($1)", LOCK_ID))
     assert(q([[CREATE TABLE IF NOT EXISTS schema_migrations (
       version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())]]))
@@ -61,8 +62,8 @@ function _M.apply(folder)
     end
     return true
   end)
-  if not ok then
-    return nil, "migrations: " .. tostring(terr)
+  if not ok or not committed then
+    return nil, "migrations: " .. tostring(ok and terr or committed)
   end
   return applied
 end
