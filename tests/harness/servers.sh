@@ -3,14 +3,17 @@
 # Used by with-servers.sh (ctest SERVERS tests), tests that restart a server
 # mid-run, and run.sh (the local servers in ./var).
 #
-#   servers.sh start DIR         start both; writes DIR/env.sh (SHIELD_TEST_*)
+#   servers.sh start DIR         start both; writes DIR/env.sh (SHIELD_TEST_*,
+#                                with SHIELD_TEST_HTTP_PORT: a free port reserved
+#                                for the runtime's HTTP listener)
 #   servers.sh stop DIR          stop both (fast shutdown) and remove DIR
 #   servers.sh redis-stop DIR    stop one server; *-start restarts it on the
 #   servers.sh redis-start DIR   same port with the same data
 #   servers.sh pg-stop DIR
 #   servers.sh pg-start DIR
+#   servers.sh port DIR          print one more free port, reserved until stop
 #
-# Environment: SHIELD_REDIS_PORT / SHIELD_PG_PORT fix the ports instead of
+# Environment: SHIELD_SERVERS_{REDIS,PG,HTTP}_PORT fix the ports instead of
 # picking free ones; SHIELD_SERVERS_DURABLE=1 keeps PostgreSQL's fsync on (tests
 # turn it off for speed); SHIELD_PG_BINDIR overrides the PostgreSQL binaries.
 set -euo pipefail
@@ -202,7 +205,7 @@ redis_write_conf() {
   cat >"$dir/redis/redis.conf" <<EOF
 port $port
 bind 127.0.0.1
-dir $dir/redis
+dir "$dir/redis"
 daemonize no
 appendonly yes
 appendfsync everysec
@@ -245,8 +248,8 @@ redis_init() {
   local dir=$1 port attempt
   mkdir -p "$dir/redis"
   for ((attempt = 0; attempt < 5; attempt++)); do
-    if [[ -n ${SHIELD_REDIS_PORT:-} ]]; then
-      port=$(fixed_port "$dir" "$SHIELD_REDIS_PORT")
+    if [[ -n ${SHIELD_SERVERS_REDIS_PORT:-} ]]; then
+      port=$(fixed_port "$dir" "$SHIELD_SERVERS_REDIS_PORT")
     else
       port=$(pick_port "$dir")
     fi
@@ -256,8 +259,9 @@ redis_init() {
       return 0
     fi
     # Lost a race for the port with a process outside the harness: pick another.
-    grep -q 'Address already in use' "$dir/redis/redis.log" && [[ -z ${SHIELD_REDIS_PORT:-} ]] ||
+    if [[ -n ${SHIELD_SERVERS_REDIS_PORT:-} ]] || ! grep -q 'Address already in use' "$dir/redis/redis.log"; then
       die "redis-server exited at start: $(tail -n 5 "$dir/redis/redis.log")"
+    fi
     rm -rf "${PORT_LOCKS:?}/$port"
   done
   die "redis-server could not bind a port after $attempt attempts"
@@ -321,8 +325,8 @@ pg_init() {
   cp -a "$template/data" "$dir/pg/data"
   pg_chown "$dir/pg"
   for ((attempt = 0; attempt < 5; attempt++)); do
-    if [[ -n ${SHIELD_PG_PORT:-} ]]; then
-      port=$(fixed_port "$dir" "$SHIELD_PG_PORT")
+    if [[ -n ${SHIELD_SERVERS_PG_PORT:-} ]]; then
+      port=$(fixed_port "$dir" "$SHIELD_SERVERS_PG_PORT")
     else
       port=$(pick_port "$dir")
     fi
@@ -331,8 +335,9 @@ pg_init() {
       PG_PORT=$port
       return 0
     fi
-    grep -q 'could not bind' "$dir/pg/pg.log" && [[ -z ${SHIELD_PG_PORT:-} ]] ||
+    if [[ -n ${SHIELD_SERVERS_PG_PORT:-} ]] || ! grep -q 'could not bind' "$dir/pg/pg.log"; then
       die "PostgreSQL exited at start: $(tail -n 5 "$dir/pg/pg.log")"
+    fi
     rm -rf "${PORT_LOCKS:?}/$port"
   done
   die "PostgreSQL could not bind a port after $attempt attempts"
@@ -361,6 +366,7 @@ write_env() {
     printf 'export SHIELD_TEST_REDIS_URL=redis://127.0.0.1:%s/0\n' "$REDIS_PORT"
     printf 'export SHIELD_TEST_PG_PORT=%s\n' "$PG_PORT"
     printf 'export SHIELD_TEST_PG_URL=postgresql://postgres@127.0.0.1:%s/shield\n' "$PG_PORT"
+    printf 'export SHIELD_TEST_HTTP_PORT=%s\n' "$HTTP_PORT"
   } >"$dir/env.sh.tmp"
   mv "$dir/env.sh.tmp" "$dir/env.sh"
 }
@@ -373,6 +379,7 @@ load_env() {
   . "$dir/env.sh"
   REDIS_PORT=$SHIELD_TEST_REDIS_PORT
   PG_PORT=$SHIELD_TEST_PG_PORT
+  HTTP_PORT=$SHIELD_TEST_HTTP_PORT
 }
 
 cmd_start() {
@@ -380,8 +387,10 @@ cmd_start() {
   if [[ -f $dir/env.sh ]]; then
     # An initialized folder (run.sh's ./var): start what is not running.
     load_env "$dir"
-    reserve_port "$dir" "$REDIS_PORT" && reserve_port "$dir" "$PG_PORT" ||
+    if ! reserve_port "$dir" "$REDIS_PORT" || ! reserve_port "$dir" "$PG_PORT" ||
+      ! reserve_port "$dir" "$HTTP_PORT"; then
       die "the ports of $dir are reserved by another folder"
+    fi
     cmd_redis_start "$dir"
     cmd_pg_start "$dir"
     return
@@ -395,6 +404,11 @@ cmd_start() {
   fi
   redis_init "$dir"
   pg_init "$dir"
+  if [[ -n ${SHIELD_SERVERS_HTTP_PORT:-} ]]; then
+    HTTP_PORT=$(fixed_port "$dir" "$SHIELD_SERVERS_HTTP_PORT")
+  else
+    HTTP_PORT=$(pick_port "$dir")
+  fi
   write_env "$dir"
 }
 
@@ -427,7 +441,7 @@ cmd_pg_start() {
 }
 
 main() {
-  (($# == 2)) || die "usage: servers.sh start|stop|redis-stop|redis-start|pg-stop|pg-start DIR"
+  (($# == 2)) || die "usage: servers.sh start|stop|redis-stop|redis-start|pg-stop|pg-start|port DIR"
   local cmd=$1 dir=$2
   if [[ $cmd == start ]]; then mkdir -p "$dir"; fi
   if [[ -d $dir ]]; then dir=$(cd "$dir" && pwd -P); fi
@@ -438,6 +452,7 @@ main() {
   redis-start) cmd_redis_start "$dir" ;;
   pg-stop) load_env "$dir" && pg_stop "$dir" ;;
   pg-start) cmd_pg_start "$dir" ;;
+  port) load_env "$dir" && pick_port "$dir" ;;
   *) die "unknown command '$cmd'" ;;
   esac
 }

@@ -2,6 +2,7 @@
 # Runs CMD ARGS... with a private Redis and PostgreSQL (servers.sh) in a fresh
 # temporary folder, its SHIELD_TEST_* variables exported; always stops them, and
 # exits with CMD's status. Used by ctest for tests declared with SERVERS.
+# shellcheck disable=SC2317 # cleanup and on_signal run from traps
 set -uo pipefail
 
 if (($# == 0)); then
@@ -10,6 +11,8 @@ if (($# == 0)); then
 fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 servers=$here/servers.sh
+# Parallel tests must never share ports: ignore run.sh's fixed-port settings.
+unset SHIELD_SERVERS_REDIS_PORT SHIELD_SERVERS_PG_PORT SHIELD_SERVERS_HTTP_PORT SHIELD_SERVERS_DURABLE
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shield-test.XXXXXX") || exit 1
 child=
 
@@ -32,6 +35,7 @@ trap 'on_signal 143' TERM
 # ctest kills a timed-out test with SIGKILL, which runs no trap. A watchdog,
 # detached (double fork, own session) so the kill of the test's process tree
 # misses it, stops the servers once this shell is gone.
+# shellcheck disable=SC2016 # the script's variables are its own arguments
 (setsid bash -c 'while kill -0 "$1" 2>/dev/null && [[ -d $2 ]]; do sleep 0.5; done
   [[ -d $2 ]] && exec "$3" stop "$2"' with-servers-watchdog "$$" "$dir" "$servers" \
   </dev/null >/dev/null 2>&1 &)

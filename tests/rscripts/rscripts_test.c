@@ -154,11 +154,15 @@ static void test_settle_ok(void) {
             "\"chunks_processed\":3,\"chunks_total\":3,\"duration_ms\":4000,"
             "\"completed_at\":1700000005000}",
             rs_event(4));
+  /* No TTL until the PostgreSQL sync has the final state (clean.lua). */
+  RS_EQ_INT(-1, ttl("job:j"));
+  RS_EQ_INT(-1, ttl("job:j:done"));
+  RS_EQ_INT(1, rs_int("SISMEMBER %s j", RS_DIRTY));
+  RS_EQ_STR("1", rs_run("clean", "j", "4", NULL));
   long long t = ttl("job:j");
   RS_CHECK(t > 3500 && t <= 3600);
   t = ttl("job:j:done");
   RS_CHECK(t > 3500 && t <= 3600);
-  RS_EQ_INT(1, rs_int("SISMEMBER %s j", RS_DIRTY));
   RS_EQ_INT(0, rs_pending());
   RS_EQ_INT(0, xlen(RS_STREAM));
 }
@@ -319,6 +323,8 @@ static void test_dead_and_failed(void) {
             "\"chunks_processed\":1,\"chunks_failed\":2,\"chunks_total\":3,\"error\":\"boom 1\","
             "\"duration_ms\":2500,\"completed_at\":1700000003500}",
             rs_event(6));
+  RS_EQ_INT(-1, ttl("job:f1"));
+  RS_EQ_STR("1", rs_run("clean", "f1", hget("f1", "rev"), NULL));
   RS_CHECK(ttl("job:f1") > 0);
   RS_CHECK(ttl("job:f1:done") > 0);
 
@@ -454,6 +460,8 @@ static void test_cancel(void) {
   RS_EQ_STR("cancelled", hget("x", "status"));
   RS_EQ_STR("2", hget("x", "chunks_skipped"));
   RS_EQ_STR("1700000003000", hget("x", "completed_at"));
+  RS_EQ_INT(-1, ttl("job:x"));
+  RS_EQ_STR("1", rs_run("clean", "x", hget("x", "rev"), NULL));
   RS_CHECK(ttl("job:x") > 0);
   RS_CHECK(ttl("job:x:done") > 0);
   /* queued, started, cancelled, the in-flight batch's progress; no final event. */
@@ -554,6 +562,7 @@ static void test_clean(void) {
   RS_EQ_STR("cancelled", rs_run("cancel", "b", NULL));
   rs_q("SADD %s expired", RS_DIRTY);
   RS_EQ_STR("2", rs_run("clean", "a", "1", "b", "1", "expired", "4", NULL));
+  RS_EQ_INT(-1, ttl("job:a")); /* queued, not final: no TTL */
   RS_EQ_STR("b", rs_q("SMEMBERS %s", RS_DIRTY));
   RS_EQ_STR("1", rs_run("clean", "b", "2", NULL));
   RS_EQ_INT(0, rs_int("SCARD %s", RS_DIRTY));

@@ -219,7 +219,7 @@ local function delivery_error(n)
 end
 
 -- A job reaching a final state: completed (no dead chunk) or failed; a cancelled
--- job stays cancelled. Returns true when it did (the caller sets the TTLs).
+-- job stays cancelled. Returns true when it did.
 local function finalize(j)
   if j.status == 'completed' or j.status == 'failed'
      or j.processed + j.failed + j.skipped < j.total then
@@ -239,11 +239,11 @@ end
 
 -- Writes every touched job: one HSET (counters, changed fields, rev + 1), the
 -- dirty mark, one coalesced progress event, and on reaching a final state the
--- final event and the TTLs (set only then, never before).
+-- final event. The TTLs are set by clean.lua once PostgreSQL holds the final
+-- state, so an outage longer than the TTL cannot lose a job's audit trail.
 local function flush_jobs()
   for i = 1, #touched do
     local j = touched[i]
-    local final = false
     if j.counted then
       if j.progressed then
         local total = j.total > 0 and j.total or 1
@@ -252,7 +252,7 @@ local function flush_jobs()
           chunks_skipped = j.skipped, chunks_total = j.total,
           percent_complete = floor((j.processed + j.failed + j.skipped) * 10000 / total) / 100 })
       end
-      final = finalize(j)
+      finalize(j)
       job_set(j, 'chunks_processed', j.processed)
       job_set(j, 'chunks_failed', j.failed)
       job_set(j, 'chunks_skipped', j.skipped)
@@ -260,9 +260,5 @@ local function flush_jobs()
     job_set(j, 'rev', j.rev + 1)
     call('HSET', j.key, unpack(j.set))
     call('SADD', K_DIRTY, j.id)
-    if final then
-      call('EXPIRE', j.key, STATUS_TTL)
-      call('EXPIRE', j.done, STATUS_TTL)
-    end
   end
 end

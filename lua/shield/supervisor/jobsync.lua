@@ -102,13 +102,13 @@ function _M.sync_once()
     clean_args[#clean_args + 1] = h.rev or "0"
   end
   if n > 0 then
-    local _, qerr = shield.pg.query(upsert_sql(n), unpack(params, 1, n * COLUMNS))
-    if qerr then
-      return nil, "postgres: " .. qerr
+    local written, qerr = shield.pg.query(upsert_sql(n), unpack(params, 1, n * COLUMNS))
+    if not written then
+      return nil, "postgres: " .. tostring(qerr)
     end
   end
-  local _, cerr = scripts.call("clean", clean_args)
-  if cerr then
+  local cleaned, cerr = scripts.call("clean", clean_args)
+  if not cleaned then
     return nil, cerr
   end
   return n

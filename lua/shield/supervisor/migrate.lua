@@ -52,9 +52,9 @@ function _M.apply(folder)
     for _, name in ipairs(files) do
       if not done[name] then
         local sql = assert(read(folder .. "/" .. name))
-        local _, serr = q(sql)
-        if serr then
-          error(name .. ": " .. serr, 0)
+        local done_ok, serr = q(sql)
+        if not done_ok then
+          error(name .. ": " .. tostring(serr), 0)
         end
         assert(q("INSERT INTO schema_migrations (version) VALUES ($1)", name))
         applied[#applied + 1] = name

@@ -1,0 +1,1 @@
+shield_test(NAME jobs.sync COMMAND ${CMAKE_CURRENT_LIST_DIR}/sync.sh SERVERS TIMEOUT 180)
