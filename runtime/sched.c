@@ -288,6 +288,33 @@ static void run(shr_thread_t *t, int nargs) {
   finish(t, rc == 0);
 }
 
+static int push_trampoline(lua_State *L) {
+  shr_wait_t *w = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  return w->push(L, w);
+}
+
+/* Runs w's push under lua_pcall on the main state, then moves the values to
+ * co: building a large reply may raise (out of memory under the state's cap),
+ * and outside lua_resume that would be a panic. The thread then gets
+ * nil, "out of memory: ...". */
+static int protected_push(shr_sched_t *s, lua_State *co, shr_wait_t *w) {
+  lua_State *L = s->L;
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, push_trampoline);
+  lua_pushlightuserdata(L, w);
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
+    const char *msg = lua_tostring(L, -1);
+    lua_pushnil(co);
+    lua_pushfstring(co, "out of memory: %s", msg ? msg : "?");
+    lua_settop(L, base);
+    return 2;
+  }
+  int n = lua_gettop(L) - base;
+  lua_xmove(L, co, n);
+  return n;
+}
+
 static void resume_queued(shr_thread_t *t) {
   lua_State *co = t->co;
   int nargs = 0;
@@ -298,7 +325,7 @@ static void resume_queued(shr_thread_t *t) {
   case RESUME_WAKE: {
     shr_wait_t *w = t->woken;
     t->woken = NULL;
-    nargs = w->push(co, w);
+    nargs = protected_push(t->sched, co, w);
     break;
   }
   case RESUME_TIMEOUT:

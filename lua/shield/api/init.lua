@@ -73,4 +73,49 @@ function _M.handle(req)
   return status, body, headers
 end
 
+local function url_decode(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
+end
+
+local function parse_query(raw)
+  local q = {}
+  for pair in raw:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k = url_decode(k)
+    if q[k] == nil then
+      q[k] = url_decode(v)
+    end
+  end
+  return q
+end
+
+-- Called by runtime/api.c per request: method, path, raw query, a table of
+-- lowercased header names, the body, the request id. Returns status, content
+-- type, extra header lines ("Name: value\r\n"...), and the body text.
+function _M.serve(method, path, query, headers, body, request_id)
+  local req = { method = method, path = path, query = parse_query(query), headers = headers, body = body,
+    request_id = request_id }
+  local status, out, extra = _M.handle(req)
+  extra = extra or {}
+  local content_type = extra["Content-Type"] or "application/json"
+  extra["Content-Type"] = nil
+  local lines = {}
+  for k, v in pairs(extra) do
+    lines[#lines + 1] = k .. ": " .. tostring(v):gsub("[\r\n]", " ") .. "\r\n"
+  end
+  if type(out) == "table" then
+    local encoded, err = shield.json.encode(out)
+    if not encoded then
+      shield.log.error("response of " .. path .. " is not JSON-encodable:", err)
+      status, content_type = 500, "application/problem+json"
+      encoded = '{"type":"about:blank","title":"Internal Server Error","status":500}'
+    end
+    out = encoded
+  end
+  return status, content_type, table.concat(lines), out or ""
+end
+
 return _M
