@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "env.h"
 #include "log.h"
 #include "lua_host.h"
@@ -44,6 +45,7 @@ struct shr_supervisor {
   int watching_script;
   shr_env_t env;              /* the supervisor's Lua side: maintenance, API */
   int env_ready;
+  shr_api_t *api;
   int shutting_down;
   int started;
   int exit_status;
@@ -213,6 +215,10 @@ static void close_own_handles(shr_supervisor_t *s) {
 static void on_close_everything(uv_idle_t *h) {
   shr_supervisor_t *s = h->data;
   uv_idle_stop(h);
+  if (s->api) {
+    shr_api_close(s->api);
+    s->api = NULL;
+  }
   if (s->env_ready) {
     s->env_ready = 0;
     shr_env_close(&s->env);
@@ -261,6 +267,7 @@ static void begin_shutdown(shr_supervisor_t *s, int signum) {
   }
   s->shutting_down = 1;
   shr_sd_notify("STOPPING=1\nSTATUS=draining");
+  if (s->api) shr_api_stop_accepting(s->api);
   shr_info("%s: graceful shutdown, draining %d workers (up to %d s)", strsignal(signum), live_workers(s),
            s->cfg->pool_graceful_shutdown_timeout);
   for (int i = 0; i < s->sb->nslots; i++) {
@@ -344,15 +351,22 @@ static void on_maintenance_started(shr_thread_t *t, int ok, lua_State *co, void 
   if (!ok) shr_error("supervisor maintenance failed to start: %s", lua_tostring(co, -1));
 }
 
-/* The supervisor's Lua side: maintenance threads (lua/shield/supervisor/main.lua). */
-static void start_env(shr_supervisor_t *s) {
+/* The supervisor's Lua side: maintenance threads (lua/shield/supervisor/main.lua)
+ * and the HTTP API. Returns 0, or -1 when the API cannot listen. */
+static int start_env(shr_supervisor_t *s) {
   char err[1024];
   if (shr_env_init(&s->env, s->loop, s->cfg, "supervisor", -1, NULL, err, sizeof err) != 0) {
     shr_error("cannot start the supervisor's Lua environment: %s", err);
-    return;
+    return -1;
   }
   s->env_ready = 1;
   shr_lua_supervisor_preload(s->env.L, s);
+  s->api = shr_api_start(&s->env, err, sizeof err);
+  if (!s->api) {
+    fprintf(stderr, "%s: http.listen: %s\n", s->cfg->path, err);
+    shr_error("not starting: the HTTP API cannot listen on %s: %s", s->cfg->http_listen, err);
+    return -1;
+  }
   char host[256];
   if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
   host[sizeof host - 1] = '\0';
@@ -362,19 +376,19 @@ static void start_env(shr_supervisor_t *s) {
   if (shr_lua_pcall(L, 1, 1) != 0) {
     shr_error("%s", lua_tostring(L, -1));
     lua_pop(L, 1);
-    return;
+    return -1;
   }
   lua_getfield(L, -1, "run");
   lua_remove(L, -2);
   lua_pushstring(L, host);
   shr_sched_spawn(s->env.sched, 1, on_maintenance_started, s);
+  return 0;
 }
 
 static void on_sd_watchdog(uv_timer_t *h) { shr_sd_notify("WATCHDOG=1"); }
 
 static void start_workers(shr_supervisor_t *s) {
   s->started = 1;
-  start_env(s);
   watch_script_dir(s);
   for (int i = 0; i < s->sb->nslots; i++) fork_worker(s, i);
   uv_timer_start(&s->watch, on_watch, WATCH_INTERVAL_MS, WATCH_INTERVAL_MS);
@@ -398,6 +412,12 @@ static void on_start_probed(void *data, int ok, const char *err, const char *ver
   snprintf(s->script_version, sizeof s->script_version, "%s", version);
   if (s->shutting_down) {
     finish_shutdown(s);
+    return;
+  }
+  if (start_env(s) != 0) {
+    s->exit_status = 1;
+    s->shutting_down = 2;
+    close_everything(s);
     return;
   }
   start_workers(s);

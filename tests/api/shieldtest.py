@@ -1,0 +1,172 @@
+"""Helpers for the HTTP end-to-end tests: a supervisor on a free port with the
+harness's Redis and PostgreSQL, a JSON client, raw sockets, and tap-style checks
+that end with the "N passed, N failed" line."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ["SHIELD_BIN"]
+SRC = os.environ["SHIELD_SOURCE_DIR"]
+REDIS_PORT = os.environ["SHIELD_TEST_REDIS_PORT"]
+PG_URL = os.environ["SHIELD_TEST_PG_URL"]
+SERVERS = os.path.join(SRC, "tests/harness/servers.sh")
+
+passed = failed = 0
+
+
+def check(ok, name, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print("ok - " + name, flush=True)
+    else:
+        failed += 1
+        print("FAIL - %s %s" % (name, detail), flush=True)
+    return ok
+
+
+def eq(got, want, name):
+    return check(got == want, name, "want %r, got %r" % (want, got))
+
+
+def finish(runtime=None):
+    if runtime:
+        runtime.stop()
+        if failed:
+            print(runtime.log_tail())
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(fn, timeout=30, interval=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
+def redis(*args):
+    out = subprocess.run(["redis-cli", "-p", REDIS_PORT] + [str(a) for a in args],
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def psql(sql):
+    out = subprocess.run(["psql", "-X", "-A", "-t", "-q", PG_URL, "-c", sql], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def servers(action):
+    subprocess.run([SERVERS, action, os.environ["SHIELD_TEST_DIR"]], check=True, capture_output=True)
+
+
+class Runtime:
+    """The supervisor with a config built from keyword sections."""
+
+    def __init__(self, script="scripts/noop.lua", **sections):
+        self.dir = tempfile.mkdtemp()
+        self.port = free_port()
+        sections.setdefault("pool", {}).setdefault("size", 2)
+        cfg = {
+            "script": script,
+            "redis": {"url": os.environ["SHIELD_TEST_REDIS_URL"]},
+            "postgres": {"url": PG_URL},
+            "http": dict({"listen": "127.0.0.1:%d" % self.port}, **sections.pop("http", {})),
+        }
+        cfg.update(sections)
+        self.config = os.path.join(self.dir, "pool.lua")
+        with open(self.config, "w") as f:
+            f.write("return " + lua_table(cfg) + "\n")
+        self.log = os.path.join(self.dir, "runtime.log")
+        self.proc = subprocess.Popen([BIN, "--config", self.config], cwd=SRC, stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT)
+        if not wait_for(lambda: self.up(), 20):
+            print(self.log_tail())
+            raise SystemExit("the runtime did not answer /health")
+
+    def up(self):
+        try:
+            return self.request("GET", "/health")[0] == 200
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        conn.request(method, path, body=data, headers=headers or {})
+        r = conn.getresponse()
+        raw = r.read()
+        conn.close()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return r.status, parsed, dict((k.lower(), v) for k, v in r.getheaders())
+
+    def ingest(self, texts, metadata=None, headers=None):
+        chunks = [{"text": t, "metadata": metadata[i] if metadata else {}} for i, t in enumerate(texts)]
+        return self.request("POST", "/lightrag/ingest-async", {"chunks": chunks}, headers)
+
+    def wait_job(self, job_id, statuses=("completed", "failed", "cancelled"), timeout=60):
+        def done():
+            status, body, _ = self.request("GET", "/jobs/" + job_id)
+            return body if status == 200 and body["status"] in statuses else None
+        return wait_for(done, timeout, 0.1)
+
+    def raw(self, data, read=True, timeout=5):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.sendall(data)
+        out = b""
+        if read:
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    out += b
+            except socket.timeout:
+                pass
+        s.close()
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.returncode
+
+    def log_tail(self, n=40):
+        with open(self.log) as f:
+            return "".join(f.readlines()[-n:])
+
+
+def lua_table(v):
+    if isinstance(v, dict):
+        return "{" + ", ".join("[%s] = %s" % (json.dumps(k), lua_table(x)) for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "{" + ", ".join(lua_table(x) for x in v) + "}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(v)
