@@ -40,6 +40,7 @@ struct shr_http_req {
   size_t bytes_sent;
   int status;
   int keep_alive;
+  int http10;                   /* HTTP/1.0: keep-alive must be announced */
   int headers_done;
   int streaming;
   int handler_done;             /* the handler made its finishing call */
@@ -59,13 +60,14 @@ struct shr_http_conn {
   llhttp_t parser;
   shr_http_buf_t in;             /* received, not yet parsed */
   shr_http_req_t *building;      /* being parsed; owned */
+  shr_http_req_t *ready;         /* parsed, about to be handed to the handler; owned */
   shr_http_req_t *current;       /* with the handler (or streaming); at most one */
   char remote[SHR_HTTP_REMOTE_MAX];
   int tmode;
   int handles_open;
   int pending_writes;
   int reject_status;             /* set by a parser callback that refuses the request */
-  const char *reject_detail;     /* static */
+  char reject_detail[96];
   int in_message;                /* bytes of a request have arrived, not all of it */
   int in_process;                /* inside conn_process: do not re-enter the parser */
   int reading;
@@ -76,11 +78,14 @@ struct shr_http_conn {
 
 typedef struct shr_http_reject shr_http_reject_t;
 
+enum { SHR_HTTP_L_NONE, SHR_HTTP_L_OPEN, SHR_HTTP_L_CLOSING, SHR_HTTP_L_CLOSED };
+
 struct shr_http_server {
   uv_loop_t *loop;
   uv_tcp_t listener;
   uv_timer_t anchor;             /* closed last, so on_closed always runs from the loop */
-  int listener_open;             /* 1 listening, 0 never or closed; -1 closing */
+  int listener_state;            /* SHR_HTTP_L_* */
+  int anchor_open;
   shr_http_server_opts_t opts;   /* defaults applied; auth_token points at auth_token below */
   char *auth_token;              /* owned, NULL when unset */
   shr_http_handler_fn handler;
@@ -103,8 +108,9 @@ int shr_http_server_authorized(const shr_http_server_t *s, const char *authoriza
 void shr_http_conn_accept(shr_http_server_t *s);
 void shr_http_conn_close(shr_http_conn_t *c);
 void shr_http_conn_stop(shr_http_conn_t *c);
-/* Queues len bytes (copied) for c; on failure closes c and returns -1. */
-int shr_http_conn_send(shr_http_conn_t *c, const char *data, size_t len);
+/* Queues len bytes of data (malloc'd, taken over) for c; on failure closes c
+ * and returns -1. */
+int shr_http_conn_send(shr_http_conn_t *c, char *data, size_t len);
 /* The handler answered c's current request: go on with the next, or close. */
 void shr_http_conn_answered(shr_http_conn_t *c, int keep_alive);
 size_t shr_http_conn_queued(const shr_http_conn_t *c);

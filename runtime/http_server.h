@@ -99,7 +99,7 @@ int shr_http_problem(shr_http_req_t *req, int status, const char *title, const c
  * that would leave more than stream_max_queued bytes unsent drops the client. */
 int shr_http_stream_start(shr_http_req_t *req, int status, const char *headers);
 int shr_http_stream_write(shr_http_req_t *req, const void *data, size_t len);
-/* Finishing call of a stream (whether or not it started). */
+/* The finishing call of a started stream. */
 void shr_http_stream_end(shr_http_req_t *req);
 
 #endif

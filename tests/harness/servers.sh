@@ -322,6 +322,7 @@ pg_init() {
   sock="$dir/pg/sock/.s.PGSQL.65535"
   ((${#sock} < 108)) || die "folder path too long for a unix socket: $dir"
   mkdir -p "$dir/pg/sock"
+  rm -rf "$dir/pg/data" # left by a start that failed before env.sh was written
   cp -a "$template/data" "$dir/pg/data"
   pg_chown "$dir/pg"
   for ((attempt = 0; attempt < 5; attempt++)); do
