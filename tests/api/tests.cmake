@@ -1,3 +1,4 @@
 # The HTTP API end to end, with a Python client (http.client and raw sockets).
 find_program(SHIELD_PYTHON python3 REQUIRED)
 shield_test(NAME api.jobs COMMAND ${SHIELD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/api_test.py SERVERS TIMEOUT 240)
+shield_test(NAME api.events COMMAND ${SHIELD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/events_test.py SERVERS TIMEOUT 240)

@@ -1,0 +1,200 @@
+"""Events, health and metrics end to end (issue 6): the event order of a job over
+Server-Sent Events, replay with Last-Event-ID, 200 subscribers, /health/detailed
+with Redis stopped, /metrics checked by a strict exposition-format parser."""
+import re
+import socket
+import threading
+import time
+
+from shieldtest import Runtime, check, eq, finish, redis, servers, wait_for
+
+rt = Runtime(pool={"size": 2, "concurrency": 16, "batch_size": 20})
+
+
+class SSE:
+    """A raw-socket Server-Sent Events client."""
+
+    def __init__(self, path, last_event_id=None):
+        self.sock = socket.create_connection(("127.0.0.1", rt.port), timeout=30)
+        extra = "Last-Event-ID: %s\r\n" % last_event_id if last_event_id else ""
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, extra)).encode())
+        self.buf = b""
+        head = self._until(b"\r\n\r\n")
+        self.status = int(head.split(b" ")[1])
+        self.headers = head.decode().lower()
+
+    def _until(self, sep):
+        while sep not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError
+            self.buf += data
+        part, self.buf = self.buf.split(sep, 1)
+        return part
+
+    def event(self):
+        """The next message with an id: (id, event, data); comments and retry skipped."""
+        while True:
+            block = self._until(b"\n\n").decode()
+            fields = {}
+            for line in block.split("\n"):
+                if line.startswith(":"):
+                    continue
+                k, _, v = line.partition(": ")
+                fields[k] = v
+            if "id" in fields:
+                return fields["id"], fields.get("event"), fields.get("data")
+            if "retry" in fields:
+                self.retry = fields["retry"]
+
+    def events_until(self, kinds, limit=100000):
+        out = []
+        while len(out) < limit:
+            e = self.event()
+            out.append(e)
+            if e[1] in kinds:
+                return out
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
+def id_key(i):
+    ms, seq = i.split("-")
+    return int(ms), int(seq)
+
+
+# --- the seed's test 4: queued, started, progress..., completed ----------------------
+status, body, _ = rt.ingest(["Ada Lovelace wrote notes.", "Charles Babbage built engines.", "London, 1843."])
+job = body["job_id"]
+sub = SSE("/events/stream?job_id=" + job)
+eq(sub.status, 200, "the events stream answers 200")
+check("content-type: text/event-stream" in sub.headers, "as text/event-stream")
+events = sub.events_until(("ingestion.completed", "ingestion.failed"))
+sub.close()
+kinds = [e[1] for e in events]
+check(kinds[0] == "ingestion.queued" and kinds[1] == "ingestion.started", "queued, then started", kinds)
+check(set(kinds[2:-1]) == {"ingestion.progress"} and len(kinds) >= 4, "then progress", kinds)
+eq(kinds[-1], "ingestion.completed", "then completed")
+check(all(job in e[2] for e in events), "every event is the job's")
+check('"percent_complete":100' in events[-2][2], "the last progress reports 100 percent", events[-2][2])
+check('"duration_ms"' in events[-1][2], "completed carries the duration")
+eq(getattr(sub, "retry", None), "2000", "retry: sent once")
+
+# --- replay after a disconnect: nothing missed, nothing repeated -----------------------
+status, body, _ = rt.ingest(["chunk %d" % i for i in range(300)])
+job = body["job_id"]
+sub = SSE("/events/stream?job_id=" + job)
+first = [sub.event() for _ in range(3)]
+sub.close()
+sub = SSE("/events/stream?job_id=" + job, last_event_id=first[-1][0])
+rest = sub.events_until(("ingestion.completed",))
+sub.close()
+seen = [e[0] for e in first + rest]
+stream = redis("XRANGE", "shield:events", "-", "+").split("\n")
+expected = [stream[i - 0] for i in range(len(stream)) if i + 4 < len(stream) and stream[i + 4] == job
+            and re.match(r"^\d+-\d+$", stream[i])]
+eq(seen, expected, "Last-Event-ID replays what was missed, nothing twice (%d events)" % len(seen))
+check(seen == sorted(seen, key=id_key), "in stream order")
+
+# --- 200 subscribers of a 1,000-chunk job ------------------------------------------------
+subs = [SSE("/events/stream") for _ in range(200)]
+got = [None] * len(subs)
+status, body, _ = rt.ingest(["piece %d" % i for i in range(1000)])
+job = body["job_id"]
+
+
+def follow(i):
+    try:
+        evs = subs[i].events_until(("ingestion.completed",))
+        got[i] = [e[0] for e in evs if job in (e[2] or "")]
+    except (EOFError, OSError) as e:
+        got[i] = "error: %s" % e
+
+
+threads = [threading.Thread(target=follow, args=(i,)) for i in range(len(subs))]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(120)
+for s in subs:
+    s.close()
+stream = redis("XRANGE", "shield:events", "-", "+").split("\n")
+expected = [stream[i] for i in range(len(stream)) if i + 4 < len(stream) and stream[i + 4] == job
+            and re.match(r"^\d+-\d+$", stream[i])]
+complete = sum(1 for g in got if g == expected)
+eq(complete, 200, "200 subscribers each received all %d events of the job" % len(expected))
+
+# --- /health/detailed tells the truth, Redis up and down ------------------------------------
+s, h, _ = rt.request("GET", "/health/detailed")
+eq(s, 200, "/health/detailed answers")
+pool = h["worker_pool"]
+eq((h["redis"]["status"], h["postgres"]["status"]), ("up", "up"), "Redis and PostgreSQL up")
+eq((pool["status"], pool["active_workers"], pool["queue_depth"]), ("running", 2, 0), "2 active workers, queue empty")
+check(all(w["pid"] > 0 and w["state"] in ("idle", "busy") for w in pool["workers"]), "each worker with pid and state")
+check(pool["processing_rate"] >= 0 and "script" in h and h["script"]["version"], "rate and script version")
+servers("redis-stop")
+s, h, _ = rt.request("GET", "/health/detailed")
+eq(s, 200, "/health/detailed answers with Redis stopped")
+eq(h["redis"]["status"], "down", "... and says Redis is down")
+check(h["redis"].get("error"), "... with the error", h["redis"])
+eq(h["status"], "degraded", "... overall degraded")
+eq(rt.request("GET", "/health")[0], 200, "/health still answers")
+servers("redis-start")
+check(wait_for(lambda: rt.request("GET", "/health/detailed")[1]["redis"]["status"] == "up", 20),
+      "Redis reported up again once back")
+
+# --- /metrics: strict exposition format, counters match --------------------------------------
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABELS = r'\{(%s="(?:[^"\\\n]|\\["\\n])*"(?:,%s="(?:[^"\\\n]|\\["\\n])*")*)?\}' % (NAME, NAME)
+SAMPLE = re.compile(r"^(%s)(%s)? (-?[0-9.e+]+|\+Inf|-Inf|NaN)$" % (NAME, LABELS))
+
+
+def parse_metrics(text):
+    """Families with their samples; raises on any line the format does not allow."""
+    families, types, current = {}, {}, None
+    assert text.endswith("\n"), "the text must end with a newline"
+    for n, line in enumerate(text.rstrip("\n").split("\n"), 1):
+        if line.startswith("# HELP "):
+            current = line.split(" ")[2]
+            assert current not in families, "line %d: family %s repeated" % (n, current)
+            families[current] = []
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert name == current and kind in ("counter", "gauge", "histogram", "summary", "untyped"), line
+            types[name] = kind
+        else:
+            m = SAMPLE.match(line)
+            assert m, "line %d is not a sample: %r" % (n, line)
+            name = m.group(1)
+            base = re.sub(r"_(bucket|sum|count)$", "", name) if types.get(current) == "histogram" else name
+            assert base == current, "line %d: sample %s outside its family %s" % (n, name, current)
+            families[current].append((name, m.group(2) or "", float(m.group(4))))
+    for name, kind in types.items():
+        if kind == "counter":
+            assert name.endswith("_total"), "counter %s must end in _total" % name
+        if kind == "histogram":
+            buckets = [v for s, l, v in families[name] if s.endswith("_bucket")]
+            assert buckets == sorted(buckets) and '+Inf' in "".join(l for s, l, v in families[name]), name
+    return families
+
+
+s, text, h = rt.request("GET", "/metrics")
+eq(s, 200, "/metrics answers")
+check(h.get("content-type", "").startswith("text/plain; version=0.0.4"), "Prometheus content type")
+try:
+    fam = parse_metrics(text)
+    check(True, "the exposition parses strictly")
+except AssertionError as e:
+    fam = {}
+    check(False, "the exposition parses strictly", str(e))
+ok_chunks = sum(v for s, l, v in fam.get("shield_chunks_total", []) if 'outcome="ok"' in l)
+total = 3 + 300 + 1000
+eq(int(ok_chunks), total, "shield_chunks_total{outcome=ok} matches the chunks processed")
+count = [v for s, l, v in fam.get("shield_chunk_duration_seconds", []) if s.endswith("_count")]
+eq([int(c) for c in count], [total], "the duration histogram counted every chunk")
+check(any('route="/lightrag/ingest-async"' in l and 'status="202"' in l for s, l, v in
+          fam.get("shield_http_requests_total", [])), "HTTP requests by route and status")
+
+finish(rt)
