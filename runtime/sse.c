@@ -35,6 +35,7 @@ struct shr_sse {
   sub_t *subs;
   uv_timer_t keepalive;
   uv_timer_t retry;
+  int handles_open; /* freed when both timers have closed */
 };
 
 static void read_next(shr_sse_t *h);
@@ -311,7 +312,7 @@ shr_sse_t *shr_sse_new(shr_env_t *env) {
 
 static void on_timer_closed(uv_handle_t *handle) {
   shr_sse_t *h = handle->data;
-  if (handle == (uv_handle_t *)&h->retry) free(h);
+  if (--h->handles_open == 0) free(h);
 }
 
 void shr_sse_close(shr_sse_t *h) {
@@ -329,6 +330,7 @@ void shr_sse_close(shr_sse_t *h) {
       free(s);
     }
   }
+  h->handles_open = 2;
   uv_close((uv_handle_t *)&h->keepalive, on_timer_closed);
   uv_close((uv_handle_t *)&h->retry, on_timer_closed);
 }
