@@ -226,6 +226,27 @@ static void count_outcome(shr_consumer_t *c, const char *op) {
   atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
 }
 
+/* result.steps of a successful task: {{name = "extract", ms = 12.5}, ...}. */
+static void record_steps(shr_consumer_t *c, lua_State *co, int result) {
+  lua_getfield(co, result, "steps");
+  if (lua_istable(co, -1)) {
+    int n = (int)lua_objlen(co, -1);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(co, -1, i);
+      if (lua_istable(co, -1)) {
+        lua_getfield(co, -1, "name");
+        lua_getfield(co, -2, "ms");
+        size_t len;
+        const char *name = lua_tolstring(co, -2, &len);
+        if (name && lua_isnumber(co, -1)) shr_slot_record_step(c->slot, name, len, lua_tonumber(co, -1) / 1000.0);
+        lua_pop(co, 2);
+      }
+      lua_pop(co, 1);
+    }
+  }
+  lua_pop(co, 1);
+}
+
 /* run_task returned: op, job_id, chunk_id, due_ms, error text (sched.c leaves
  * the results from index 1), or raised (error value and traceback). */
 static void on_task_done(shr_thread_t *thread, int ok, lua_State *co, void *data) {
@@ -251,6 +272,7 @@ static void on_task_done(shr_thread_t *thread, int ok, lua_State *co, void *data
     add_record(c, op, t->msg_id, msg_len, job ? job : "", job ? job_len : 0, chunk ? chunk : "", chunk ? chunk_len : 0,
                due, text ? text : "", text ? text_len : 0);
     count_outcome(c, op);
+    if (lua_istable(co, 6)) record_steps(c, co, 6);
   }
   finish_task(c, t);
 }

@@ -70,6 +70,37 @@ static int l_durations(lua_State *L) {
   return 1;
 }
 
+/* steps() -> {name = {count =, sum =}} summed over the slots. */
+static int l_steps(lua_State *L) {
+  shr_scoreboard_t *sb = shr_supervisor_scoreboard(SUP(L));
+  lua_newtable(L);
+  for (int i = 0; i < sb->nslots; i++) {
+    for (int k = 0; k < SHR_STEP_STATS; k++) {
+      shr_step_stat_t *st = &sb->slots[i].steps[k];
+      uint64_t count = atomic_load(&st->count);
+      if (count == 0) continue;
+      lua_getfield(L, -1, st->name);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 2);
+        set_number(L, "count", 0);
+        set_number(L, "sum", 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, st->name);
+      }
+      lua_getfield(L, -1, "count");
+      double seen = lua_tonumber(L, -1);
+      lua_getfield(L, -2, "sum");
+      double sum = lua_tonumber(L, -1);
+      lua_pop(L, 2);
+      set_number(L, "count", seen + (double)count);
+      set_number(L, "sum", sum + (double)atomic_load(&st->sum_us) / 1e6);
+      lua_pop(L, 1);
+    }
+  }
+  return 1;
+}
+
 static int l_script(lua_State *L) {
   shr_supervisor_t *s = SUP(L);
   lua_createtable(L, 0, 4);
@@ -92,7 +123,8 @@ static int l_reload(lua_State *L) {
 
 static int open_module(lua_State *L) {
   static const luaL_Reg fns[] = {
-      {"workers", l_workers}, {"durations", l_durations}, {"script", l_script}, {"reload", l_reload}, {NULL, NULL}};
+      {"workers", l_workers}, {"durations", l_durations}, {"steps", l_steps},
+      {"script", l_script},   {"reload", l_reload},       {NULL, NULL}};
   lua_newtable(L);
   lua_pushvalue(L, lua_upvalueindex(1));
   luaL_setfuncs(L, fns, 1);

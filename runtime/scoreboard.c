@@ -42,3 +42,20 @@ void shr_slot_record_duration(shr_slot_t *slot, double seconds) {
   atomic_fetch_add_explicit(&slot->duration_buckets[i], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&slot->duration_sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
 }
+
+void shr_slot_record_step(shr_slot_t *slot, const char *name, size_t len, double seconds) {
+  if (len == 0 || len >= SHR_STEP_NAME_MAX) return;
+  for (int i = 0; i < SHR_STEP_STATS; i++) {
+    shr_step_stat_t *st = &slot->steps[i];
+    if (st->name[0] == '\0') {
+      memcpy(st->name, name, len);
+      st->name[len] = '\0';
+      atomic_thread_fence(memory_order_release);
+    } else if (strncmp(st->name, name, len) != 0 || st->name[len] != '\0') {
+      continue;
+    }
+    atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+    return;
+  }
+}

@@ -6,6 +6,7 @@
 #define SHR_SCOREBOARD_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -23,6 +24,15 @@ typedef enum {
 const char *shr_worker_state_name(shr_worker_state_t s);
 
 #define SHR_DURATION_BUCKETS 12 /* chunk duration histogram, seconds */
+#define SHR_STEP_STATS 12       /* distinct step names reported per slot */
+#define SHR_STEP_NAME_MAX 32
+
+/* Time spent in one named step of the processing script (result.steps). */
+typedef struct {
+  char name[SHR_STEP_NAME_MAX]; /* set once, before count first moves */
+  _Atomic uint64_t count;
+  _Atomic uint64_t sum_us;
+} shr_step_stat_t;
 extern const double shr_duration_bounds[SHR_DURATION_BUCKETS];
 
 typedef struct {
@@ -43,6 +53,7 @@ typedef struct {
   _Atomic uint64_t duration_sum_us;
   _Atomic uint64_t redis_reconnects;
   _Atomic uint64_t pg_reconnects;
+  shr_step_stat_t steps[SHR_STEP_STATS];
   char script_version[17]; /* written by the worker, read racily for display */
 } shr_slot_t;
 
@@ -58,5 +69,7 @@ void shr_scoreboard_free(shr_scoreboard_t *sb);
 uint64_t shr_monotonic_ms(void);
 void shr_slot_heartbeat(shr_slot_t *slot);
 void shr_slot_record_duration(shr_slot_t *slot, double seconds);
+/* Adds one run of step name; names past SHR_STEP_STATS are not recorded. */
+void shr_slot_record_step(shr_slot_t *slot, const char *name, size_t len, double seconds);
 
 #endif

@@ -8,7 +8,9 @@ import time
 
 from shieldtest import Runtime, check, eq, finish, redis, servers, wait_for
 
-rt = Runtime(pool={"size": 2, "concurrency": 16, "batch_size": 20})
+import os
+rt = Runtime(script=os.path.join(os.path.dirname(os.path.abspath(__file__)), "steps_script.lua"),
+             pool={"size": 2, "concurrency": 16, "batch_size": 20})
 
 
 class SSE:
@@ -168,7 +170,8 @@ def parse_metrics(text):
             m = SAMPLE.match(line)
             assert m, "line %d is not a sample: %r" % (n, line)
             name = m.group(1)
-            base = re.sub(r"_(bucket|sum|count)$", "", name) if types.get(current) == "histogram" else name
+            kind = types.get(current)
+            base = re.sub(r"_(bucket|sum|count)$", "", name) if kind in ("histogram", "summary") else name
             assert base == current, "line %d: sample %s outside its family %s" % (n, name, current)
             families[current].append((name, m.group(2) or "", float(m.group(4))))
     for name, kind in types.items():
@@ -194,6 +197,8 @@ total = 3 + 300 + 1000
 eq(int(ok_chunks), total, "shield_chunks_total{outcome=ok} matches the chunks processed")
 count = [v for s, l, v in fam.get("shield_chunk_duration_seconds", []) if s.endswith("_count")]
 eq([int(c) for c in count], [total], "the duration histogram counted every chunk")
+steps = dict((l, v) for s, l, v in fam.get("shield_step_duration_seconds", []) if s.endswith("_count"))
+eq(int(steps.get('{step="extract"}', -1)), total, "per-step durations: every chunk's extract step counted")
 check(any('route="/lightrag/ingest-async"' in l and 'status="202"' in l for s, l, v in
           fam.get("shield_http_requests_total", [])), "HTTP requests by route and status")
 

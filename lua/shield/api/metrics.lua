@@ -82,6 +82,20 @@ function _M.render(s)
   hist[#hist + 1] = { name = "shield_chunk_duration_seconds_sum", value = d.sum }
   hist[#hist + 1] = { name = "shield_chunk_duration_seconds_count", value = count }
   family(out, "shield_chunk_duration_seconds", "histogram", "Time from a chunk's start to its outcome.", hist)
+  local step_names = {}
+  for name in pairs(s.steps or {}) do
+    step_names[#step_names + 1] = name
+  end
+  table_sort(step_names)
+  local step_samples = {}
+  for _, name in ipairs(step_names) do
+    local st = s.steps[name]
+    step_samples[#step_samples + 1] = { name = "shield_step_duration_seconds_sum", labels = { step = name }, value = st.sum }
+    step_samples[#step_samples + 1] = { name = "shield_step_duration_seconds_count", labels = { step = name },
+      value = st.count }
+  end
+  family(out, "shield_step_duration_seconds", "summary", "Time in each step the processing script reports.",
+    step_samples)
   if s.queue then
     family(out, "shield_queue_depth", "gauge", "Entries in the task stream.", { { value = s.queue.queue_depth } })
     family(out, "shield_queue_lag", "gauge", "Entries not yet delivered to any worker.", { { value = s.queue.lag } })
@@ -122,6 +136,7 @@ function _M.collect(http_counts)
   return {
     workers = stats.workers(),
     durations = stats.durations(),
+    steps = stats.steps(),
     script = stats.script(),
     queue = queue.status == "up" and queue or nil,
     http = http_counts,

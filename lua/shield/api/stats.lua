@@ -95,6 +95,10 @@ function _M.durations()
   return sup.durations()
 end
 
+function _M.steps()
+  return sup.steps()
+end
+
 function _M.script()
   return sup.script()
 end
