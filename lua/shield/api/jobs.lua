@@ -3,6 +3,7 @@
 -- recent jobs, cancellation. Handlers take the request table and return
 -- status, body (a table sent as JSON), headers.
 local shield = require "shield"
+local reply = require "shield.reply"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 local problem = require "shield.api.problem"
@@ -16,14 +17,6 @@ local STATUSES = { queued = true, processing = true, completed = true, failed = 
 
 local function links(id)
   return "/jobs/" .. id, "/events/stream?job_id=" .. id
-end
-
-local function flat_to_table(flat)
-  local t = {}
-  for i = 1, #flat - 1, 2 do
-    t[flat[i]] = flat[i + 1]
-  end
-  return t
 end
 
 -- Redis or PostgreSQL could not answer: 503, the client may retry.
@@ -103,7 +96,7 @@ function _M.get(req, id)
   end
   local flat, err = shield.redis.call("HGETALL", "job:" .. id)
   if type(flat) == "table" and #flat > 0 then
-    return 200, jobs.view(id, flat_to_table(flat))
+    return 200, jobs.view(id, reply.fields(flat))
   end
   -- Expired from Redis (or Redis is down): the audit trail answers.
   local row, perr = from_postgres(id)

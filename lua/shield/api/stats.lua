@@ -3,6 +3,7 @@
 -- pipelined round trip, PostgreSQL reachability, and the processing rate over
 -- the last minute from samples taken every 5 s. Supervisor state only.
 local shield = require "shield"
+local reply = require "shield.reply"
 local sup = require "shield.c.supervisor"
 
 local ipairs, tonumber, pcall = ipairs, tonumber, pcall
@@ -46,14 +47,6 @@ function _M.processing_rate()
   return math.floor((total - first.total) / seconds * 100 + 0.5) / 100
 end
 
-local function pairs_to_table(flat)
-  local t = {}
-  for i = 1, #flat - 1, 2 do
-    t[flat[i]] = flat[i + 1]
-  end
-  return t
-end
-
 -- {status = "up", queue_depth, lag, pending, scheduled_retries, dead_letters}
 -- or {status = "down", error}.
 function _M.redis()
@@ -70,7 +63,7 @@ function _M.redis()
   local out = { status = "up", queue_depth = tonumber(r[1]) or 0, scheduled_retries = tonumber(r[3]) or 0,
     dead_letters = tonumber(r[4]) or 0, pending = 0, lag = 0 }
   for _, g in ipairs(type(r[2]) == "table" and r[2] or {}) do
-    local info = pairs_to_table(g)
+    local info = reply.fields(g)
     if info.name == s.group then
       out.pending = tonumber(info.pending) or 0
       out.lag = tonumber(info.lag) or 0

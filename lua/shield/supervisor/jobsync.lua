@@ -3,6 +3,7 @@
 -- upsert that never replaces a newer row (rev), then clean.lua clears the dirty
 -- marks whose rev did not move meanwhile. A PostgreSQL outage only delays it.
 local shield = require "shield"
+local reply = require "shield.reply"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 
@@ -53,14 +54,6 @@ local function upsert_sql(n)
   return sql
 end
 
-local function hash_to_table(flat)
-  local t = {}
-  for i = 1, #flat, 2 do
-    t[flat[i]] = flat[i + 1]
-  end
-  return t
-end
-
 -- One pass: returns the number of jobs written, or nil, err.
 function _M.sync_once()
   local ids, err = shield.redis.call("SRANDMEMBER", DIRTY_KEY, BATCH)
@@ -80,7 +73,7 @@ function _M.sync_once()
   end
   local params, clean_args, n = {}, {}, 0
   for i, id in ipairs(ids) do
-    local h = hash_to_table(hashes[i] or {})
+    local h = reply.fields(hashes[i] or {})
     if h.status then
       local p = n * COLUMNS
       params[p + 1] = id
