@@ -8,8 +8,9 @@
 #   ./run.sh [RUNTIME_ARGS...]   e.g. ./run.sh --check
 #   ./run.sh stop                stop the servers if run.sh was killed
 #
-# Ports: SHIELD_LOCAL_REDIS_PORT (6380), SHIELD_LOCAL_PG_PORT (5433); the API
-# listens where config/pool.lua says (SHIELD_HTTP_LISTEN, 127.0.0.1:8000).
+# Ports: SHIELD_LOCAL_REDIS_PORT (6380), SHIELD_LOCAL_PG_PORT (5433), read on
+# the first run and kept in var/env.sh; the API listens where config/pool.lua
+# says (SHIELD_HTTP_LISTEN, 127.0.0.1:8000).
 # shellcheck disable=SC2317 # stop_servers runs from the EXIT trap
 set -euo pipefail
 

@@ -3,7 +3,7 @@
 # Source it from a bash test run under tests/harness/with-servers.sh (SERVERS);
 # relies on curl, redis-cli, psql, python3 and the SHIELD_* variables ctest sets.
 #
-#   e2e_fail MSG                       print "FAIL: MSG" and exit 1
+#   e2e_fail MSG                       print "FAIL: MSG" (and the runtime's log), exit 1
 #   e2e_assert_eq EXPECTED ACTUAL WHAT
 #   e2e_assert_contains HAYSTACK NEEDLE WHAT
 #   e2e_wait_until SECONDS CMD...      poll CMD every 50 ms; 1 at the deadline
@@ -46,6 +46,17 @@ E2E_HTTP_ERROR=''
 
 e2e_fail() {
   echo "FAIL: $*" >&2
+  [[ -s $E2E_RUNTIME_LOG ]] || exit 1
+  local line
+  # A sanitizer report beats the log's tail (mostly its shadow-byte legend).
+  line=$(grep -n -m 1 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$E2E_RUNTIME_LOG" | cut -d: -f1)
+  if [[ -n $line ]]; then
+    echo "--- the runtime's log from line $line:" >&2
+    sed -n "$line,$((line + 30))p" "$E2E_RUNTIME_LOG" >&2
+  else
+    echo "--- the runtime's log, last 40 lines:" >&2
+    tail -n 40 "$E2E_RUNTIME_LOG" >&2
+  fi
   exit 1
 }
 

@@ -133,10 +133,11 @@ pg_bindir() {
   echo "$dir"
 }
 
-# PostgreSQL refuses to run as root: as root, its commands run as postgres.
+# PostgreSQL refuses to run as root: as root, its commands run as postgres,
+# from / (the caller's folder may be closed to postgres; all paths are absolute).
 as_pg() {
   if ((UID_NOW == 0)); then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
@@ -150,10 +151,12 @@ pg_chown() {
 
 # initdb takes seconds: one template cluster (with the shield database) is made
 # once per user and PostgreSQL version, under a flock, then copied per start.
+# TEMPLATE_FORMAT changes whenever make_template does, so old caches are not used.
+readonly TEMPLATE_FORMAT=1
 pg_template() {
   local bindir=$1 version base tmp lockfd
   version=$(basename "$(dirname "$bindir")")
-  base=${SHIELD_PG_TEMPLATE:-${TMPDIR:-/tmp}/shield-pg-template-$UID_NOW-$version}
+  base=${SHIELD_PG_TEMPLATE:-${TMPDIR:-/tmp}/shield-pg-template-$UID_NOW-$version-f$TEMPLATE_FORMAT}
   exec {lockfd}>"$base.lock"
   flock -w 120 "$lockfd" || die "timeout waiting for the PostgreSQL template lock $base.lock"
   if [[ ! -d $base ]]; then
