@@ -65,7 +65,7 @@ static void conn_closed(uv_handle_t *h) {
   shr_http_req_t *req = c->current;
   if (req) {
     /* A stream's client leaving is how streams usually end. */
-    shr_http_log_request(s, req, req->streaming && req->status ? req->status : 499);
+    shr_http_log_request(s, req, req->streaming && req->bytes_sent ? req->status : 499);
     if (req->handler_done) {
       shr_http_req_free(req);
     } else {
@@ -96,10 +96,12 @@ static void maybe_linger(shr_http_conn_t *c) {
   c->lingering = 1;
   c->in.len = 0;
   c->shutdown.data = c;
-  if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+  if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) < 0 ||
+      (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)) {
     shr_http_conn_close(c);
     return;
   }
+  c->reading = 1;
   unsigned ms = c->server->opts.header_timeout_ms < LINGER_MS ? c->server->opts.header_timeout_ms : LINGER_MS;
   set_timer(c, SHR_HTTP_T_LINGER, ms, 1);
 }
@@ -179,6 +181,7 @@ static int on_message_begin(llhttp_t *p) {
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   shr_http_conn_t *c = p->data;
   shr_http_req_t *req = c->building;
+  req->method = llhttp_method_name((llhttp_method_t)llhttp_get_method(p)); /* for the log of a refusal */
   req->head_bytes += len;
   if (req->head_bytes > c->server->opts.max_header_bytes)
     return refuse_limit(c, 414, "request target", c->server->opts.max_header_bytes);
@@ -310,7 +313,8 @@ static void answer_refused(shr_http_conn_t *c, llhttp_errno_t e) {
   if (!req->id[0]) shr_http_server_new_id(c->server, req->id);
   req->keep_alive = 0;
   c->current = req;
-  if (status == 400) shr_debug("http: bad request from %s: %s (%s)", c->remote, detail ? detail : "-", llhttp_errno_name(e));
+  if (status == 400)
+    shr_debug("http: bad request from %s: %s (%s)", c->remote, detail ? detail : "-", llhttp_errno_name(e));
   shr_http_problem_h(req, status, shr_http_reason(status), detail && detail[0] ? detail : "malformed request",
                      status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL);
 }

@@ -174,7 +174,8 @@ int shr_http_server_listen(shr_http_server_t *s, const char *hostport, char *err
     snprintf(err, errlen, "listen: bad address \"%s\", want host:port or [v6]:port", hostport);
     return -1;
   }
-  rc = v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+  rc = v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+          : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
   if (rc < 0) {
     snprintf(err, errlen, "listen: bad address \"%s\": %s", hostport, uv_strerror(rc));
     return -1;
