@@ -46,7 +46,8 @@ suite release "$build" -- "$@"
 # allocator maps its memory outside malloc. UBSan stops at the first report.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-suite asan "$build-asan" -DSHIELD_SANITIZE=ON -- "$@"
+# Debug: the sanitizer run also keeps the assertions (RelWithDebInfo drops them).
+suite asan "$build-asan" -DSHIELD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -- "$@"
 
 echo
 echo "=== summary"
