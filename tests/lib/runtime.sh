@@ -24,6 +24,10 @@ finish() {
   [[ $fails -eq 0 ]]
 }
 
+# alive PID: the process exists and is not a zombie (an orphan's zombie may
+# never be reaped where PID 1 does not wait for it).
+alive() { [[ -r /proc/$1/stat ]] && ! awk '{exit $3 == "Z" ? 0 : 1}' "/proc/$1/stat" 2>/dev/null; }
+
 # wait_for SECONDS CMD...: polls CMD every 50 ms until it succeeds.
 wait_for() {
   local deadline=$((SECONDS + $1)); shift

@@ -11,7 +11,7 @@ start_supervisor "$cfg"
 check "3 workers ready" wait_for 10 workers_ready 3
 old=$(worker_pid 1) keep0=$(worker_pid 0) keep2=$(worker_pid 2)
 kill -9 "$old"
-new_in_slot_1() { local p; p=$(worker_pid 1); [[ -n $p && $p != "$old" ]] && kill -0 "$p" 2>/dev/null; }
+new_in_slot_1() { local p; p=$(worker_pid 1); [[ -n $p && $p != "$old" ]] && alive "$p"; }
 check "killed worker re-forked in slot 1 within 2 s" wait_for 2 new_in_slot_1
 check "the kill was reported" grep -q "worker 1 killed by signal 9" "$T/sup.log"
 check "the other slots kept their workers" test "$(worker_pid 0) $(worker_pid 2)" = "$keep0 $keep2"
@@ -24,9 +24,31 @@ wait "$SUP_PID"; status=$?
 check "SIGTERM exits 0 (got $status)" test "$status" -eq 0
 check "shutdown took under 10 s" test $((SECONDS - start)) -lt 10
 left=0
-for p in $pids; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
+for p in $pids; do alive "$p" && left=$((left + 1)); done
 check "no worker left behind" test "$left" -eq 0
 check "workers drained" grep -q "draining (shutdown): no new tasks" "$T/sup.log"
+SUP_PID=
+
+# --- a second signal exits at once; JSON logs -------------------------------------
+cfg=$(write_config json 'script = "scripts/noop.lua", pool = { size = 2, graceful_shutdown_timeout = 30 }, log = { format = "json" }')
+start_supervisor "$cfg"
+check "workers up (json logs)" wait_for 10 grep -q '"msg":"ready: script' "$T/sup.log"
+check "log lines are JSON objects with time, level, role and slot" \
+  python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()] and None' "$T/sup.log"
+grep -m1 '"role":"worker"' "$T/sup.log" | grep -q '"slot":[01]' && ok "worker lines carry their slot" || fail "worker lines carry their slot"
+pids=$(pgrep -P "$SUP_PID" | tr '\n' ' ')
+# Hold the workers so the first SIGTERM cannot finish: stop them (SIGSTOP).
+for p in $pids; do kill -STOP "$p"; done
+kill -TERM "$SUP_PID"
+sleep 0.3
+kill -TERM "$SUP_PID"
+start=$SECONDS
+wait "$SUP_PID"; status=$?
+check "a second signal exits at once (status $status)" test $((SECONDS - start)) -lt 3 -a "$status" -ne 0
+gone=0
+for p in $pids; do alive "$p" || gone=$((gone + 1)); done
+for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+check "... and takes the workers with it" test "$gone" -eq 2
 SUP_PID=
 
 # --- init raising: reported with file and line, nothing started -------------------
