@@ -7,6 +7,7 @@
 #include "log.h"
 #include "lua_core.h"
 #include "lua_host.h"
+#include "lua_http.h"
 #include "lua_pg.h"
 #include "lua_redis.h"
 #include "redis.h"
@@ -49,6 +50,10 @@ int shr_env_init(shr_env_t *env, uv_loop_t *loop, const shr_config_t *cfg, const
   env->sched = shr_sched_new(loop, L);
 
   /* bindings: init */
+  if (shr_lua_http_init(env, err, errlen) != 0) {
+    shr_env_close(env);
+    return -1;
+  }
   if (shr_lua_pg_init(env, err, errlen) != 0) {
     shr_env_close(env);
     return -1;
@@ -61,6 +66,7 @@ int shr_env_init(shr_env_t *env, uv_loop_t *loop, const shr_config_t *cfg, const
 
   preload(L, "shield.c.core", shr_lua_core_open);
   /* bindings: preload */
+  preload(L, "shield.c.http", shr_lua_http_open);
   preload(L, "shield.c.pg", shr_lua_pg_open);
   preload(L, "shield.c.redis", shr_lua_redis_open);
   return 0;
@@ -70,6 +76,7 @@ void shr_env_close(shr_env_t *env) {
   if (!env->L) return;
   shr_sched_close(env->sched);
   /* bindings: close */
+  shr_lua_http_close(env);
   shr_lua_pg_close(env);
   if (env->redis) shr_redis_close(env->redis);
   env->redis = NULL;

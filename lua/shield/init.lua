@@ -96,6 +96,7 @@ end
 -- bindings
 _M.pg = require "shield.pg"
 _M.redis = require "shield.c.redis"
+_M.http = require "shield.c.http"
 
 -- Appends an event to the events stream (capped with MAXLEN ~). Returns the
 -- entry id, or nil, err.
