@@ -201,6 +201,12 @@ static batch_t *batch_copy(const redisReply *entries, int pending_pass) {
 
 /* ---- running tasks ---- */
 
+/* The scoreboard shows the entries this worker holds, not the slots a read
+ * still waiting on XREADGROUP BLOCK has reserved: an idle worker shows 0. */
+static void publish_in_flight(shr_consumer_t *c) {
+  atomic_store_explicit(&c->slot->in_flight, c->in_flight - c->reading, memory_order_relaxed);
+}
+
 static void finish_task(shr_consumer_t *c, task_t *t) {
   double seconds = (double)(uv_now(c->env->loop) - t->started_ms) / 1000.0;
   shr_slot_record_duration(c->slot, seconds);
@@ -208,7 +214,7 @@ static void finish_task(shr_consumer_t *c, task_t *t) {
   c->free_tasks = t;
   c->in_flight--;
   c->tasks_done++;
-  atomic_store_explicit(&c->slot->in_flight, c->in_flight, memory_order_relaxed);
+  publish_in_flight(c);
   atomic_fetch_add_explicit(&c->slot->tasks_done, 1, memory_order_relaxed);
   int max = c->cfg->pool_max_tasks_per_child;
   if (max > 0 && c->tasks_done >= (uint64_t)max && c->recycle && !c->draining) {
@@ -308,7 +314,7 @@ static void settle_skipped(shr_consumer_t *c, const entry_t *e) {
 
 static void release_reserved(shr_consumer_t *c, int n) {
   c->in_flight -= n;
-  atomic_store_explicit(&c->slot->in_flight, c->in_flight, memory_order_relaxed);
+  publish_in_flight(c);
 }
 
 static void on_begin(shr_redis_t *r, redisReply *reply, const char *err, void *data);
@@ -424,7 +430,7 @@ static void read_next(shr_consumer_t *c) {
   c->reading = c->pending_pass ? free : count;
   /* Reserve the slots now, so concurrent completions cannot over-read. */
   c->in_flight += c->reading;
-  atomic_store_explicit(&c->slot->in_flight, c->in_flight, memory_order_relaxed);
+  publish_in_flight(c);
   /* The watchdog outlives the BLOCK time: a half-open connection is dropped. */
   unsigned watchdog = (unsigned)c->cfg->pool_health_check_interval * 1000u + 10000u;
   shr_redis_command_timeout(c->reader, on_read, c, argc, argv, NULL, watchdog);

@@ -9,11 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Keep-alive connections per host: far above a worker's concurrency, low
- * enough that 500 queued transfers cannot open 500 sockets to one server
- * (curl queues the rest until a connection is free). */
-#define MAX_HOST_CONNECTIONS 64L
-#define MAX_CACHED_CONNECTIONS 64L
 #define MAX_REDIRECTS 5L
 #define MAX_HEADER_BYTES ((size_t)1 << 20)
 
@@ -486,7 +481,7 @@ static int on_timer_change(CURLM *m, long timeout_ms, void *userp) {
   return 0;
 }
 
-shr_http_client_t *shr_http_client_new(uv_loop_t *loop) {
+shr_http_client_t *shr_http_client_new(uv_loop_t *loop, long max_host_connections) {
   /* Once per process, before any thread exists; the parent's init serves
    * its forked workers. */
   if (!curl_ready) {
@@ -504,8 +499,8 @@ shr_http_client_t *shr_http_client_new(uv_loop_t *loop) {
   curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-  curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, MAX_HOST_CONNECTIONS);
-  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, MAX_CACHED_CONNECTIONS);
+  curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, max_host_connections);
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   c->open_handles = 1;

@@ -50,8 +50,10 @@ typedef struct shr_http_client_res {
  * A client closed with transfers in flight calls them with "closed". */
 typedef void (*shr_http_cb)(shr_http_client_res_t *res, const char *err, void *data);
 
-/* NULL if curl cannot be initialised. */
-shr_http_client_t *shr_http_client_new(uv_loop_t *loop);
+/* At most max_host_connections open to one host (and kept alive in all):
+ * transfers beyond it queue inside curl until a connection is free, so a
+ * burst cannot open a socket per request. NULL if curl cannot be initialised. */
+shr_http_client_t *shr_http_client_new(uv_loop_t *loop, long max_host_connections);
 /* Ends every transfer (their callbacks get "closed"), closes the connections;
  * the memory is freed once the libuv handles closed (run the loop). Not from
  * inside a callback of this client. */

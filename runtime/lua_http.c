@@ -239,8 +239,11 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* As many connections per host as the worker runs tasks: every task may be
+ * waiting on the same LLM server (never fewer than a handful). */
 int shr_lua_http_init(shr_env_t *env, char *err, size_t errlen) {
-  if (!(env->http = shr_http_client_new(env->loop))) {
+  long max_connections = env->config->pool_concurrency > 8 ? env->config->pool_concurrency : 8;
+  if (!(env->http = shr_http_client_new(env->loop, max_connections))) {
     snprintf(err, errlen, "cannot create the HTTP client (libcurl initialisation failed)");
     return -1;
   }

@@ -47,7 +47,6 @@ struct shr_supervisor {
   int env_ready;
   shr_api_t *api;
   int shutting_down;
-  int started;
   int exit_status;
   char script_version[17];
   char reload_error[1024];
@@ -75,7 +74,14 @@ static void fork_worker(shr_supervisor_t *s, int i) {
   atomic_store(&slot->state, SHR_WORKER_STARTING);
   atomic_store(&slot->started_ms, shr_monotonic_ms());
   shr_slot_heartbeat(slot);
+  /* Signals stay blocked across fork until the child has dropped the
+   * supervisor's handlers: a SIGTERM from PDEATHSIG then reaches the worker's
+   * default disposition instead of being swallowed by the parent's handler. */
+  sigset_t all, before;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &before);
   pid_t pid = fork();
+  if (pid != 0) sigprocmask(SIG_SETMASK, &before, NULL);
   if (pid < 0) {
     shr_error("fork of worker %d failed: %s; retrying", i, strerror(errno));
     s->control[i].refork_at = shr_monotonic_ms() + 1000;
@@ -85,13 +91,13 @@ static void fork_worker(shr_supervisor_t *s, int i) {
   if (pid == 0) {
     /* The child owns nothing of the supervisor's loop: drop its descriptors
      * (listening socket, connections) and its signal dispositions. */
+    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(1);
     close_range(3, ~0U, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
     shr_worker_main(s->cfg, s->sb, i);
   }
   atomic_store(&slot->pid, pid);
@@ -347,12 +353,18 @@ static void watch_script_dir(shr_supervisor_t *s) {
 
 /* ---- start ---- */
 
+static void start_workers(shr_supervisor_t *s);
+
+/* main.run has prepared the group and the schema (or tried): fork the workers. */
 static void on_maintenance_started(shr_thread_t *t, int ok, lua_State *co, void *data) {
+  shr_supervisor_t *s = data;
   if (!ok) shr_error("supervisor maintenance failed to start: %s", lua_tostring(co, -1));
+  if (!s->shutting_down) start_workers(s);
 }
 
 /* The supervisor's Lua side: maintenance threads (lua/shield/supervisor/main.lua)
- * and the HTTP API. Returns 0, or -1 when the API cannot listen. */
+ * and the HTTP API; the workers are forked once main.run returns. Returns 0,
+ * or -1 when the API cannot listen. */
 static int start_env(shr_supervisor_t *s) {
   char err[1024];
   if (shr_env_init(&s->env, s->loop, s->cfg, "supervisor", -1, NULL, err, sizeof err) != 0) {
@@ -388,7 +400,6 @@ static int start_env(shr_supervisor_t *s) {
 static void on_sd_watchdog(uv_timer_t *h) { shr_sd_notify("WATCHDOG=1"); }
 
 static void start_workers(shr_supervisor_t *s) {
-  s->started = 1;
   watch_script_dir(s);
   for (int i = 0; i < s->sb->nslots; i++) fork_worker(s, i);
   uv_timer_start(&s->watch, on_watch, WATCH_INTERVAL_MS, WATCH_INTERVAL_MS);
@@ -418,9 +429,7 @@ static void on_start_probed(void *data, int ok, const char *err, const char *ver
     s->exit_status = 1;
     s->shutting_down = 2;
     close_everything(s);
-    return;
   }
-  start_workers(s);
 }
 
 int shr_supervisor_main(const shr_config_t *cfg) {

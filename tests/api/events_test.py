@@ -135,6 +135,12 @@ pool = h["worker_pool"]
 eq((h["redis"]["status"], h["postgres"]["status"]), ("up", "up"), "Redis and PostgreSQL up")
 eq((pool["status"], pool["active_workers"], pool["queue_depth"]), ("running", 2, 0), "2 active workers, queue empty")
 check(all(w["pid"] > 0 and w["state"] in ("idle", "busy") for w in pool["workers"]), "each worker with pid and state")
+def all_idle():
+    workers = rt.request("GET", "/health/detailed")[1]["worker_pool"]["workers"]
+    return all(w["state"] == "idle" and w["in_flight"] == 0 for w in workers)
+
+
+check(wait_for(all_idle, 10), "workers waiting on an empty stream show idle with 0 in flight")
 check(pool["processing_rate"] >= 0 and "script" in h and h["script"]["version"], "rate and script version")
 servers("redis-stop")
 s, h, _ = rt.request("GET", "/health/detailed")

@@ -257,7 +257,7 @@ int main(void) {
     return 2;
   }
   uv_loop_init(&loop);
-  shr_http_client_t *c = shr_http_client_new(&loop);
+  shr_http_client_t *c = shr_http_client_new(&loop, 64);
   CHECK(c != NULL);
   test_round_trip(c);
   test_chain(c);

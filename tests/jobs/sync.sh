@@ -40,6 +40,12 @@ gone() { [[ $(redis EXISTS "job:$id") == 0 && $(redis EXISTS "job:$id:done") == 
 check "the finished job's Redis state expires" wait_for 10 gone
 check "... and PostgreSQL still has it" test "$(psql_q "SELECT status FROM job_status WHERE id = '$id'")" = completed
 
+# --- more dirty jobs than one sync batch ---------------------------------------------
+lua "$here/enqueue.lua" 600 1 > "$T/many.txt"
+ids=$(sed "s/.*/'&'/" "$T/many.txt" | paste -sd,)
+all_written() { [[ $(psql_q "SELECT count(*) FROM job_status WHERE status = 'completed' AND id IN ($ids)") == 600 ]]; }
+check "600 jobs finished at once all reach PostgreSQL (several batches)" wait_for 60 all_written
+
 # --- PostgreSQL stopped during 1,000 chunks, then restarted ------------------------
 lua "$here/enqueue.lua" 10 100 '{"slow_ms":20}' > "$T/outage.txt"
 "$servers" pg-stop "$SHIELD_TEST_DIR"

@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 
 ok() { passes=$((passes + 1)); echo "ok - $*"; }
-fail() { fails=$((fails + 1)); echo "FAIL - $*"; }
+fail() { fails=$((fails + 1)); echo "FAIL - $*"; return 1; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 finish() {
   echo "$passes passed, $fails failed"

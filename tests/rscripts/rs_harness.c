@@ -104,7 +104,7 @@ void rs_reset(void) {
 }
 
 static void append(char *buf, size_t *used, const char *s, size_t len) {
-  if (*used + len >= TEXT_MAX) {
+  if (*used >= TEXT_MAX || len >= TEXT_MAX - *used) {
     fprintf(stderr, "reply text longer than %d bytes\n", TEXT_MAX);
     exit(1);
   }
@@ -124,9 +124,11 @@ static void flatten(char *buf, size_t *used, const redisReply *r) {
     append(buf, used, "error: ", 7);
     append(buf, used, r->str, r->len);
     break;
-  case REDIS_REPLY_INTEGER:
-    append(buf, used, num, (size_t)snprintf(num, sizeof num, "%lld", r->integer));
+  case REDIS_REPLY_INTEGER: {
+    int n = snprintf(num, sizeof num, "%lld", r->integer);
+    append(buf, used, num, n > 0 ? (size_t)n : 0);
     break;
+  }
   case REDIS_REPLY_NIL:
     append(buf, used, "(nil)", 5);
     break;

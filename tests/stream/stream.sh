@@ -9,6 +9,13 @@ cp "$here/counting.lua" "$T/counting.lua"
 
 fresh() { redis FLUSHALL >/dev/null; }
 drained() { [[ $(redis XLEN shield:ingestion_queue) == 0 && $(redis ZCARD shield:ingestion_queue:retry) == 0 ]] && [[ $(redis XPENDING shield:ingestion_queue lightrag-workers | head -1) == 0 ]]; }
+# queue_report: what is left in the queue, for a failed drain.
+queue_report() {
+  echo "# XLEN $(redis XLEN shield:ingestion_queue), retries $(redis ZCARD shield:ingestion_queue:retry)," \
+    "pending $(redis XPENDING shield:ingestion_queue lightrag-workers | tr '\n' ' ')"
+  redis XINFO CONSUMERS shield:ingestion_queue lightrag-workers | paste -sd' ' | sed 's/^/# /'
+  tail -40 "$T/sup.log" | sed 's/^/# /'
+}
 verify() { lua "$here/verify.lua" "$1" "$2" | tee -a "$T/verify.log" | tail -1 | grep -q ' 0 failed'; }
 
 # --- 10,000 tasks through 4 workers ---------------------------------------------
@@ -68,7 +75,7 @@ wait_for 30 some_done
 pkill -KILL -P "$SUP_PID"; kill -KILL "$SUP_PID"; wait "$SUP_PID" 2>/dev/null; SUP_PID=
 check "tasks left when the runtime died" test "$(redis HLEN test:seen)" -lt 5000
 start_supervisor "$CFG"
-check "drained after a restart" wait_for 120 drained
+check "drained after a restart" wait_for 120 drained || queue_report
 check "no task lost after kill -9 of the runtime" verify atleast "$T/jobs.txt"
 stop_supervisor
 

@@ -9,11 +9,16 @@ local jobsync = require "shield.supervisor.jobsync"
 
 local _M = {}
 
+-- Runs fn every interval_ms for ever; an error (returned or raised) is logged
+-- once per outage and retried every second, so a thread never dies quietly.
 local function forever(name, fn, interval_ms)
   return shield.spawn(function()
     local failing = false
     while true do
-      local ok, err = fn()
+      local ran, ok, err = pcall(fn)
+      if not ran then
+        ok, err = nil, ok
+      end
       if ok == nil and err then
         if not failing then
           shield.log.warn(name .. ":", err)
@@ -69,36 +74,45 @@ function _M.reclaim(claimer)
   return true
 end
 
--- Applies the migrations (retrying while PostgreSQL is away), then syncs jobs.
-local function sync_jobs()
-  return shield.spawn(function()
-    local warned = false
-    while true do
-      local applied, err = migrate.apply()
-      if applied then
-        for _, v in ipairs(applied) do
-          shield.log.info("migration applied:", v)
-        end
-        break
-      end
-      if not warned then
-        shield.log.warn(err, "(retrying every 2 s; job sync waits)")
-        warned = true
-      end
-      shield.sleep(2000)
+-- One attempt at the migrations: logs what it applied, or (when asked) why
+-- it could not. Returns whether the schema is up to date.
+local function try_migrate(report_failure)
+  local applied, err = migrate.apply()
+  if not applied then
+    if report_failure then
+      shield.log.warn(err, "(retrying every 2 s; job sync waits)")
     end
-    jobsync.run(200)
-  end)
+    return false
+  end
+  for _, v in ipairs(applied) do
+    shield.log.info("migration applied:", v)
+  end
+  return true
 end
 
+-- Runs before the workers are forked (runtime/supervisor.c forks them when it
+-- returns): the consumer group and, when PostgreSQL answers, the schema exist
+-- before the first chunk is read. An unreachable PostgreSQL does not hold the
+-- pool back: the first attempt fails fast and the migrations go on retrying
+-- behind the workers, ahead of the job sync.
 function _M.run(host)
-  local threads = {
+  local ok, err = _M.ensure_group()
+  if not ok then
+    shield.log.warn("consumer group:", err)
+  end
+  local migrated = try_migrate(true)
+  return {
     forever("consumer group", _M.ensure_group, 10000),
     forever("retries", _M.promote, 250),
     forever("reclaim", function() return _M.reclaim(host .. "-supervisor") end, 5000),
-    sync_jobs(),
+    shield.spawn(function()
+      while not migrated do
+        shield.sleep(2000)
+        migrated = try_migrate(false)
+      end
+      jobsync.run(200)
+    end),
   }
-  return threads
 end
 
 -- A last sync before exit: what the workers settled while draining.
