@@ -47,7 +47,7 @@ t.eq(good, N, "all " .. N .. " answered with their own answer" .. (#errs > 0 and
 t.ok(took >= DELAY and took < 15000, "in " .. took .. " ms")
 local fs = fake_stats()
 t.eq(fs.requests["POST /_echo"], N, "the server saw " .. N .. " requests")
-t.ok(fs.connections <= 70, "over at most 64 connections to the host (" .. fs.connections .. " accepted)")
+t.ok(fs.connections <= 70, "over at most 64 connections to the host, pool.concurrency (" .. fs.connections .. " accepted)")
 t.eq(http.stats().active, 0, "nothing left in flight")
 
 -- ---- a hung request times out at its deadline; others keep completing ----
