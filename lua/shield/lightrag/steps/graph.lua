@@ -29,9 +29,17 @@ local LOCK = [[
 SELECT count(pg_advisory_xact_lock($1::int, h)) AS n
   FROM (SELECT DISTINCT hashtext(k) AS h FROM jsonb_array_elements_text($2::jsonb) AS k ORDER BY h) AS keys]]
 
+-- Row filters by key, shared with the vectors step: $1 is a JSON array of
+-- names, or of {source=, target=} pairs. `= ANY (ARRAY(...))` lets the planner
+-- use the primary key; `IN (SELECT ...)` of the JSON planned as a scan of the
+-- whole table, a cost that grew with the graph.
+_M.WHERE_NAMES = "name = ANY (ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))"
+_M.WHERE_PAIRS = [[source = ANY (ARRAY(SELECT jsonb_array_elements($1::jsonb) ->> 'source'))
+   AND (source, target) IN (SELECT r.source, r.target FROM jsonb_to_recordset($1::jsonb) AS r(source text, target text))]]
+
 local SELECT_ENTITIES = [[
 SELECT name, entity_type, description, to_jsonb(source_ids)::text AS source_ids, type_counts::text AS type_counts
-  FROM lightrag_entities WHERE name IN (SELECT jsonb_array_elements_text($1::jsonb))]]
+  FROM lightrag_entities WHERE ]] .. _M.WHERE_NAMES
 
 local UPSERT_ENTITIES = [[
 INSERT INTO lightrag_entities AS e (name, entity_type, description, source_ids, type_counts)
@@ -43,9 +51,7 @@ ON CONFLICT (name) DO UPDATE SET entity_type = excluded.entity_type, description
 
 local SELECT_RELATIONS = [[
 SELECT source, target, keywords, description, weight, to_jsonb(source_ids)::text AS source_ids
-  FROM lightrag_relations
- WHERE (source, target) IN (SELECT r.source, r.target
-                              FROM jsonb_to_recordset($1::jsonb) AS r(source text, target text))]]
+  FROM lightrag_relations WHERE ]] .. _M.WHERE_PAIRS
 
 local UPSERT_RELATIONS = [[
 INSERT INTO lightrag_relations AS x (source, target, keywords, description, weight, source_ids)

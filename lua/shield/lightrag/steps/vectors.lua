@@ -26,12 +26,9 @@ SELECT r.id, r.kind, r.ref, r.content, $2, $3, r.embedding
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, ref = excluded.ref, content = excluded.content,
   model = excluded.model, dim = excluded.dim, embedding = excluded.embedding, updated_at = now()]]
 
-local ENTITIES = [[
-SELECT name, description FROM lightrag_entities WHERE name IN (SELECT jsonb_array_elements_text($1::jsonb))]]
+local ENTITIES = "SELECT name, description FROM lightrag_entities WHERE " .. graph.WHERE_NAMES
 
-local RELATIONS = [[
-SELECT source, target, keywords, description FROM lightrag_relations
- WHERE (source, target) IN (SELECT r.source, r.target FROM jsonb_to_recordset($1::jsonb) AS r(source text, target text))]]
+local RELATIONS = "SELECT source, target, keywords, description FROM lightrag_relations WHERE " .. graph.WHERE_PAIRS
 
 -- The items still current: entities and relations whose row (if any) has the
 -- text that was embedded. Runs under the locks of their keys.
