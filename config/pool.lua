@@ -33,6 +33,21 @@ return {
     status_ttl = 3600,
   },
   script = "scripts/lightrag.lua",
-  -- Settings handed to the processing script (see scripts/lightrag.lua).
+  -- Settings handed to the processing script (every key: scripts/lightrag.lua).
+  -- Empty: the offline pipeline (rule-based extractor, hashing embedder,
+  -- vectors in PostgreSQL), which needs no model server. With Ollama running
+  -- locally (`ollama pull qwen2.5:7b; ollama pull nomic-embed-text`):
+  --
+  --   lightrag = {
+  --     llm = { provider = "ollama", url = "http://127.0.0.1:11434", model = "qwen2.5:7b",
+  --             timeout_seconds = 120, max_concurrency = 4 },
+  --     embedding = { provider = "ollama", url = "http://127.0.0.1:11434",
+  --                   model = "nomic-embed-text", dim = 768 },
+  --   },
+  --
+  -- An OpenAI-compatible server instead: provider = "openai", its url
+  -- (e.g. "https://api.openai.com"), its model names and
+  -- api_key_env = "OPENAI_API_KEY" (the variable holding the key). Qdrant for
+  -- the vectors: vectors = { store = "qdrant", url = "http://127.0.0.1:6333" }.
   lightrag = {},
 }

@@ -1,5 +1,6 @@
 /* `shield-runtime --check`: the configuration is already valid when this runs;
- * compiles the processing script and checks its module shape. Used by main. */
+ * compiles the processing script, checks its module shape and runs its init
+ * with the configuration, as a start would. Used by main. */
 #ifndef SHR_CHECK_H
 #define SHR_CHECK_H
 

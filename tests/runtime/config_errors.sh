@@ -91,5 +91,14 @@ else
   echo "FAIL good: status $status: $out"; fails=$((fails + 1))
 fi
 
+# Settings the script's init rejects fail the check too, naming the key.
+printf 'return { script = "scripts/lightrag.lua", lightrag = { llm = { provider = "olama" } } }\n' > "$dir/settings.lua"
+out=$(cd "$src" && "$bin" --config "$dir/settings.lua" --check 2>&1); status=$?
+if [[ $status -eq 1 && "$out" == *'init failed: lightrag.llm.provider: one of ollama, openai expected, got olama'* ]]; then
+  passes=$((passes + 1))
+else
+  echo "FAIL settings: status $status: $out"; fails=$((fails + 1))
+fi
+
 echo "$passes passed, $fails failed"
 [[ $fails -eq 0 ]]
