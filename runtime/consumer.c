@@ -110,6 +110,29 @@ static void schedule_retry(shr_consumer_t *c) {
 
 static void on_flush_idle(uv_idle_t *h);
 
+/* The hot path copies and formats with these rather than snprintf, which costs
+ * a few hundred instructions a call and ran four times per chunk. */
+
+/* src[0..len) as a string in dst (size bytes), cut to fit. */
+static void copy_text(char *dst, size_t size, const char *src, size_t len) {
+  if (len >= size) len = size - 1;
+  if (len) memcpy(dst, src, len);
+  dst[len] = '\0';
+}
+
+/* A time in ms as a decimal integer, rounded, written at the end of buf;
+ * anything not positive is "0". Returns the start of the text. */
+static const char *format_ms(char buf[24], double ms) {
+  unsigned long long v = ms > 0 && ms < 1e19 ? (unsigned long long)(ms + 0.5) : 0;
+  char *p = buf + 23;
+  *p = '\0';
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return p;
+}
+
 static void add_record(shr_consumer_t *c, const char *op, const char *msg_id, size_t msg_len, const char *job_id,
                        size_t job_len, const char *chunk_id, size_t chunk_len, const char *num, const char *text,
                        size_t text_len) {
@@ -262,8 +285,8 @@ static void on_task_done(shr_thread_t *thread, int ok, lua_State *co, void *data
   if (!ok) {
     const char *err = lua_tostring(co, -1);
     shr_error("the task runner failed on %s: %s", t->msg_id, err ? err : "?");
-    char due[32];
-    snprintf(due, sizeof due, "%.0f", (double)uv_now(c->env->loop) + 1000.0);
+    char buf[24];
+    const char *due = format_ms(buf, (double)uv_now(c->env->loop) + 1000.0);
     add_record(c, "retry", t->msg_id, msg_len, t->job_id, strlen(t->job_id), t->chunk_id, strlen(t->chunk_id), due,
                "runtime error while running the task", 36);
     count_outcome(c, "retry");
@@ -272,8 +295,8 @@ static void on_task_done(shr_thread_t *thread, int ok, lua_State *co, void *data
     const char *op = lua_tolstring(co, 1, &op_len);
     const char *job = lua_tolstring(co, 2, &job_len);
     const char *chunk = lua_tolstring(co, 3, &chunk_len);
-    char due[32];
-    snprintf(due, sizeof due, "%.0f", lua_tonumber(co, 4));
+    char buf[24];
+    const char *due = format_ms(buf, lua_tonumber(co, 4));
     const char *text = lua_tolstring(co, 5, &text_len);
     add_record(c, op, t->msg_id, msg_len, job ? job : "", job ? job_len : 0, chunk ? chunk : "", chunk ? chunk_len : 0,
                due, text ? text : "", text ? text_len : 0);
@@ -288,9 +311,9 @@ static void run_entry(shr_consumer_t *c, const entry_t *e) {
   task_t *t = c->free_tasks;
   c->free_tasks = t->next_free;
   t->c = c;
-  snprintf(t->msg_id, sizeof t->msg_id, "%.*s", (int)e->id_len, e->id);
-  snprintf(t->job_id, sizeof t->job_id, "%.*s", (int)e->job_id_len, e->job_id ? e->job_id : "");
-  snprintf(t->chunk_id, sizeof t->chunk_id, "%.*s", (int)e->chunk_id_len, e->chunk_id ? e->chunk_id : "");
+  copy_text(t->msg_id, sizeof t->msg_id, e->id, e->id_len);
+  copy_text(t->job_id, sizeof t->job_id, e->job_id, e->job_id_len);
+  copy_text(t->chunk_id, sizeof t->chunk_id, e->chunk_id, e->chunk_id_len);
   t->started_ms = uv_now(c->env->loop);
 
   luaL_checkstack(L, e->nfields + 8, "task fields");
