@@ -62,7 +62,8 @@ local function parse_task(message_id, ...)
     return nil, "malformed task: no chunk_id field", task
   end
   local metadata = task.metadata
-  if metadata == nil or metadata == "" then
+  -- "{}" is what most entries carry: taken as it is, without the decoder.
+  if metadata == nil or metadata == "" or metadata == "{}" then
     task.metadata = {}
   else
     local decoded, err = json_decode(metadata)
