@@ -71,9 +71,9 @@ static void test_enqueue(void) {
             rs_q("HGETALL job:j1"));
   RS_EQ_INT(-1, ttl("job:j1"));
   RS_EQ_INT(3, xlen(RS_STREAM));
-  RS_EQ_STR("job_id|j1|chunk_id|j1:0|content|text 0|metadata|{\"i\":0}|attempt|1",
+  RS_EQ_STR("job_id|j1|chunk_id|j1:0|content|text 0|metadata|{\"i\":0}",
             rs_entry(RS_STREAM, 0));
-  RS_EQ_STR("job_id|j1|chunk_id|j1:2|content|text 2|metadata|{\"i\":2}|attempt|1",
+  RS_EQ_STR("job_id|j1|chunk_id|j1:2|content|text 2|metadata|{\"i\":2}",
             rs_entry(RS_STREAM, 2));
   RS_EQ_INT(1, xlen(RS_EVENTS));
   RS_EQ_STR("type|ingestion.queued|job_id|j1|data|"
@@ -101,6 +101,10 @@ static void test_enqueue(void) {
   RS_EQ_INT(0, rs_int("EXISTS job:j3"));
   RS_EQ_INT(0, rs_int("EXISTS shield:idempotency:k3"));
   RS_EQ_INT(1, xlen(RS_EVENTS));
+
+  /* The defaults stay out of the entries: metadata "{}" and attempt 1. */
+  RS_EQ_STR("j4|1", rs_run("enqueue", "j4", "ingest", "{}", "", "0", "j4:0", "t", "{}", NULL));
+  RS_EQ_STR("job_id|j4|chunk_id|j4:0|content|t", rs_entry(RS_STREAM, 3));
 }
 
 static void test_settle_ok(void) {
@@ -291,7 +295,7 @@ static void test_dead_and_failed(void) {
   rs_now = T0 + 2000;
   const char *b1[] = { "ok", e[0].id, "f1", "f1:0", "", "", "dead", e[1].id, "f1", "f1:1", "", "boom 1" };
   RS_EQ_STR("2|1|0|1|0", rs_settle(2, b1));
-  RS_EQ_STR("job_id|f1|chunk_id|f1:1|content|text 1|metadata|{\"i\":1}|attempt|1|error|boom 1|"
+  RS_EQ_STR("job_id|f1|chunk_id|f1:1|content|text 1|metadata|{\"i\":1}|error|boom 1|"
             "attempts|1|failed_at|1700000002000",
             rs_entry(RS_DEAD, 0));
   RS_EQ_STR("boom 1", hget("f1", "error_message"));
@@ -379,7 +383,7 @@ static void test_begin_verdicts(void) {
   RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 1));
   RS_EQ_INT(1, rs_read("w1", "0", e, 8));
   RS_EQ_STR("dead", rs_begin("w1", 3, e, 1, 1));
-  RS_EQ_STR("job_id|d|chunk_id|d:1|content|text 1|metadata|{\"i\":1}|attempt|1|error|" DELIVERED_3
+  RS_EQ_STR("job_id|d|chunk_id|d:1|content|text 1|metadata|{\"i\":1}|error|" DELIVERED_3
             "|attempts|3|failed_at|1700000000000",
             rs_entry(RS_DEAD, 0));
   RS_EQ_STR("failed", hget("d", "status"));
@@ -499,19 +503,19 @@ static void test_reclaim(void) {
   RS_EQ_STR("0-0|1|0", rs_run("reclaim", RS_GROUP, "supervisor", "5", cursor, "2", "3", NULL));
   RS_EQ_INT(0, rs_pending());
   RS_EQ_INT(3, xlen(RS_STREAM));
-  RS_EQ_STR("job_id|q|chunk_id|q:0|content|text 0|metadata|{\"i\":0}|attempt|1|deliveries|1",
+  RS_EQ_STR("job_id|q|chunk_id|q:0|content|text 0|metadata|{\"i\":0}|deliveries|1",
             rs_entry(RS_STREAM, 0));
 
   /* Taken by another worker that dies too: the deliveries carry over. */
   RS_EQ_INT(3, rs_read("w2", ">", e, 8));
   wait_idle(5);
   RS_EQ_STR("0-0|3|0", rs_run("reclaim", RS_GROUP, "supervisor", "5", "0-0", "10", "3", NULL));
-  RS_EQ_STR("job_id|q|chunk_id|q:2|content|text 2|metadata|{\"i\":2}|attempt|1|deliveries|2",
+  RS_EQ_STR("job_id|q|chunk_id|q:2|content|text 2|metadata|{\"i\":2}|deliveries|2",
             rs_entry(RS_STREAM, 2));
   RS_EQ_INT(3, rs_read("w3", ">", e, 8));
   wait_idle(5);
   RS_EQ_STR("0-0|0|3", rs_run("reclaim", RS_GROUP, "supervisor", "5", "0-0", "10", "3", NULL));
-  RS_EQ_STR("job_id|q|chunk_id|q:0|content|text 0|metadata|{\"i\":0}|attempt|1|deliveries|2|"
+  RS_EQ_STR("job_id|q|chunk_id|q:0|content|text 0|metadata|{\"i\":0}|deliveries|2|"
             "error|" DELIVERED_3 "|attempts|3|failed_at|1700000000000",
             rs_entry(RS_DEAD, 0));
   RS_EQ_STR("failed", hget("q", "status"));
