@@ -152,6 +152,10 @@ shr_api_t *shr_api_start(shr_env_t *env, char *err, size_t errlen) {
     return NULL;
   }
   shr_info("HTTP API listening on %s (port %d)", env->config->http_listen, shr_http_server_port(api->server));
+  /* An access-log line per request: written once per loop turn, not each
+   * with its own write(2). */
+  int rc = shr_log_buffer_start(env->loop);
+  if (rc < 0) shr_warn("log lines unbuffered: %s", uv_strerror(rc));
   return api;
 }
 
@@ -176,5 +180,6 @@ void shr_api_close(shr_api_t *api) {
   if (api->sse) shr_sse_close(api->sse);
   if (api->server) shr_http_server_close(api->server, NULL);
   luaL_unref(api->env->L, LUA_REGISTRYINDEX, api->serve_ref);
+  shr_log_buffer_stop();
   free(api);
 }

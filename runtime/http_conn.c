@@ -122,6 +122,16 @@ static void on_written(uv_write_t *r, int status) {
 
 int shr_http_conn_send(shr_http_conn_t *c, char *data, size_t len) {
   assert(len <= UINT_MAX);
+  uv_buf_t b = uv_buf_init(data, (unsigned)len);
+  /* Most answers fit the socket's buffer: written at once without a write
+   * request, whose completion costs libuv (1.44) an epoll_ctl re-arming the
+   * socket. An error is left to uv_write, which reports it as before. */
+  int n = c->closing ? 0 : uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n > 0 && (size_t)n == len) {
+    free(data);
+    return 0;
+  }
+  if (n > 0) b = uv_buf_init(data + n, (unsigned)(len - (size_t)n));
   write_req_t *w = c->closing ? NULL : malloc(sizeof(*w));
   if (!w) {
     free(data);
@@ -131,7 +141,6 @@ int shr_http_conn_send(shr_http_conn_t *c, char *data, size_t len) {
   w->conn = c;
   w->data = data;
   w->req.data = w;
-  uv_buf_t b = uv_buf_init(data, (unsigned)len);
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0) {
     free(data);
     free(w);

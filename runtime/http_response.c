@@ -42,39 +42,101 @@ const char *shr_http_reason(int status) {
   }
 }
 
+/* Appends to a fixed buffer, cutting at its end: printf costs more than the
+ * rest of a small answer, and a head's size is known before it is written. */
+typedef struct out {
+  char *p;
+  size_t len, cap;
+} out_t;
+
+static void out_mem(out_t *o, const char *s, size_t n) {
+  if (n > o->cap - o->len) n = o->cap - o->len;
+  memcpy(o->p + o->len, s, n);
+  o->len += n;
+}
+
+static void out_str(out_t *o, const char *s) { out_mem(o, s, strlen(s)); }
+
+static void out_uint(out_t *o, unsigned long long v) {
+  char d[20];
+  size_t n = 0;
+  do {
+    d[sizeof d - ++n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out_mem(o, d + sizeof d - n, n);
+}
+
 void shr_http_log_request(shr_http_server_t *s, const shr_http_req_t *req, int status) {
   if (status == 499)
     s->stats.requests_aborted++;
   else if (status >= 100 && status < 600)
     s->stats.requests[status / 100 - 1]++;
+  if (!shr_log_enabled(SHR_LOG_INFO)) return;
   const char *path = shr_http_req_path(req);
-  double ms = (double)(uv_hrtime() - req->start_ns) / 1e6;
-  shr_info("http %s %s %d %zu bytes %.1f ms id=%s", req->method, path[0] ? path : "-", status, req->bytes_sent,
-           ms, req->id[0] ? req->id : "-");
+  uint64_t tenths = (uv_hrtime() - req->start_ns + 50000) / 100000; /* of a millisecond, rounded */
+  char line[4096];
+  out_t o = {line, 0, sizeof line};
+  out_str(&o, "http ");
+  out_str(&o, req->method);
+  out_str(&o, " ");
+  out_str(&o, path[0] ? path : "-");
+  out_str(&o, " ");
+  out_uint(&o, (unsigned)status);
+  out_str(&o, " ");
+  out_uint(&o, req->bytes_sent);
+  out_str(&o, " bytes ");
+  out_uint(&o, tenths / 10);
+  out_str(&o, ".");
+  out_uint(&o, tenths % 10);
+  out_str(&o, " ms id=");
+  out_str(&o, req->id[0] ? req->id : "-");
+  shr_log_msg(SHR_LOG_INFO, line, o.len);
 }
 
 static int put(shr_http_buf_t *b, const char *s) { return shr_http_buf_append(b, s, strlen(s)); }
 
 /* The head of a response up to its blank line: status line, framing,
- * X-Request-Id and the caller's extra lines. length < 0: none (streams,
- * 204, 304). */
+ * X-Request-Id and the caller's extra lines, in one allocation with room for
+ * body_room more bytes. length < 0: none (streams, 204, 304). */
 static int format_head(shr_http_buf_t *b, const shr_http_req_t *req, int status, const char *content_type,
-                       long long length, int keep_alive, const char *extra) {
-  char line[128];
-  snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, shr_http_reason(status));
-  int rc = put(b, line);
-  if (content_type) rc |= put(b, "Content-Type: ") | put(b, content_type) | put(b, "\r\n");
-  if (length >= 0) {
-    snprintf(line, sizeof(line), "Content-Length: %lld\r\n", length);
-    rc |= put(b, line);
+                       long long length, int keep_alive, const char *extra, size_t body_room) {
+  const char *reason = shr_http_reason(status);
+  /* 160: the fixed words of the lines below (111 bytes) and their numbers. */
+  size_t head_cap = 160 + strlen(reason) + (content_type ? strlen(content_type) : 0) + strlen(req->id) +
+                    (extra ? strlen(extra) : 0);
+  b->data = malloc(head_cap + body_room + 1);
+  if (!b->data) return -1;
+  b->cap = head_cap + body_room + 1;
+  out_t o = {b->data, 0, head_cap};
+  out_str(&o, "HTTP/1.1 ");
+  out_uint(&o, (unsigned)status);
+  out_str(&o, " ");
+  out_str(&o, reason);
+  out_str(&o, "\r\n");
+  if (content_type) {
+    out_str(&o, "Content-Type: ");
+    out_str(&o, content_type);
+    out_str(&o, "\r\n");
   }
-  rc |= put(b, "X-Request-Id: ") | put(b, req->id) | put(b, "\r\n");
+  if (length >= 0) {
+    out_str(&o, "Content-Length: ");
+    out_uint(&o, (unsigned long long)length);
+    out_str(&o, "\r\n");
+  }
+  out_str(&o, "X-Request-Id: ");
+  out_str(&o, req->id);
+  out_str(&o, "\r\n");
   if (!keep_alive)
-    rc |= put(b, "Connection: close\r\n");
+    out_str(&o, "Connection: close\r\n");
   else if (req->http10)
-    rc |= put(b, "Connection: keep-alive\r\n");
-  if (extra) rc |= put(b, extra);
-  return rc | put(b, "\r\n");
+    out_str(&o, "Connection: keep-alive\r\n");
+  if (extra) out_str(&o, extra);
+  out_str(&o, "\r\n");
+  assert(o.len < o.cap);
+  b->len = o.len;
+  b->data[b->len] = '\0';
+  return 0;
 }
 
 /* The handler's finishing call: 1 when req still has a live connection to
@@ -109,9 +171,11 @@ int shr_http_respond(shr_http_req_t *req, int status, const char *content_type, 
   int keep_alive = req->keep_alive && !c->server->stopping;
   int bodiless = status == 204 || status == 304;
   int head_only = strcmp(req->method, "HEAD") == 0;
+  size_t body_len = bodiless || head_only ? 0 : len;
   shr_http_buf_t b = {0};
-  int rc = format_head(&b, req, status, content_type, bodiless ? -1 : (long long)len, keep_alive, extra_headers);
-  if (!bodiless && !head_only) rc |= shr_http_buf_append(&b, body, len);
+  int rc = format_head(&b, req, status, content_type, bodiless ? -1 : (long long)len, keep_alive, extra_headers,
+                       body_len);
+  if (rc == 0) rc = shr_http_buf_append(&b, body, body_len); /* fits: no reallocation */
   req->status = status;
   if (rc < 0) {
     shr_http_buf_free(&b);
@@ -171,7 +235,7 @@ int shr_http_stream_start(shr_http_req_t *req, int status, const char *headers) 
   req->status = status;
   if (!shr_http_req_alive(req)) return -1;
   shr_http_buf_t b = {0};
-  if (format_head(&b, req, status, NULL, -1, 0, headers) < 0) {
+  if (format_head(&b, req, status, NULL, -1, 0, headers, 0) < 0) {
     shr_http_buf_free(&b);
     shr_http_conn_close(req->conn);
     return -1;

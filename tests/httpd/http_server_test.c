@@ -21,33 +21,7 @@
 #include <unistd.h>
 
 #include "http_server.h"
-
-#define ASSERT(cond)                                                                  \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #cond);    \
-      abort();                                                                        \
-    }                                                                                 \
-  } while (0)
-
-#define ASSERT_EQ(want, got)                                                          \
-  do {                                                                                \
-    long long w_ = (long long)(want), g_ = (long long)(got);                          \
-    if (w_ != g_) {                                                                   \
-      fprintf(stderr, "%s:%d: %s: want %lld, got %lld\n", __FILE__, __LINE__, #got, w_, g_); \
-      abort();                                                                        \
-    }                                                                                 \
-  } while (0)
-
-#define ASSERT_STR(want, got)                                                         \
-  do {                                                                                \
-    const char *w_ = (want), *g_ = (got);                                             \
-    if (!g_ || strcmp(w_, g_) != 0) {                                                 \
-      fprintf(stderr, "%s:%d: %s: want \"%s\", got \"%s\"\n", __FILE__, __LINE__, #got, w_, \
-              g_ ? g_ : "(null)");                                                    \
-      abort();                                                                        \
-    }                                                                                 \
-  } while (0)
+#include "test_assert.h"
 
 static uv_loop_t loop;
 static uv_async_t client_done;
