@@ -2,8 +2,8 @@
 -- task entries, and the public view of a job from its Redis hash or its
 -- PostgreSQL row. Pure Lua (the caller passes JSON functions and the clock), so
 -- busted specs cover it; used by the API handlers in lua/shield/api/.
-local type, pairs, ipairs, next, tostring, tonumber, string_format, math_floor, os_date =
-  type, pairs, ipairs, next, tostring, tonumber, string.format, math.floor, os.date
+local type, pairs, ipairs, next, tostring, tonumber, string_byte, string_format, math_floor, os_date =
+  type, pairs, ipairs, next, tostring, tonumber, string.byte, string.format, math.floor, os.date
 
 local _M = {}
 
@@ -120,18 +120,46 @@ function _M.iso8601(ms)
   return os_date("!%Y-%m-%dT%H:%M:%S", seconds) .. string_format(".%03dZ", ms - seconds * 1000)
 end
 
+-- The two checks below are loops the JIT compiles; a pattern it does not, at
+-- four times the cost.
+
+-- Only decimal digits (epoch milliseconds).
+local function all_digits(s)
+  if s == "" then
+    return false
+  end
+  for i = 1, #s do
+    local b = string_byte(s, i)
+    if b < 48 or b > 57 then
+      return false
+    end
+  end
+  return true
+end
+
+-- A control character, '"' or '\\': the string needs JSON escapes.
+local function needs_escape(s)
+  for i = 1, #s do
+    local b = string_byte(s, i)
+    if b < 32 or b == 34 or b == 92 or b == 127 then
+      return true
+    end
+  end
+  return false
+end
+
 local function timestamp(v)
   if v == nil or v == "" then
     return nil
   end
-  if tostring(v):match("^%d+$") then
+  if all_digits(tostring(v)) then
     return _M.iso8601(v)
   end
   return v
 end
 
--- The public view of a job from its fields (Redis hash or PostgreSQL row).
-function _M.view(id, f)
+-- The counters of a job's fields and its percent complete.
+local function progress(f)
   local total = tonumber(f.chunks_total) or 0
   local processed = tonumber(f.chunks_processed) or 0
   local failed = tonumber(f.chunks_failed) or 0
@@ -140,10 +168,20 @@ function _M.view(id, f)
   if total > 0 then
     percent = math_floor((processed + failed + skipped) * 10000 / total) / 100
   end
+  return total, processed, failed, skipped, percent
+end
+
+local function error_of(f)
   local err = f.error_message
   if err == "" then
-    err = nil
+    return nil
   end
+  return err
+end
+
+-- The public view of a job from its fields (Redis hash or PostgreSQL row).
+function _M.view(id, f)
+  local total, processed, failed, skipped, percent = progress(f)
   return {
     job_id = id,
     job_type = f.job_type,
@@ -156,8 +194,36 @@ function _M.view(id, f)
     created_at = timestamp(f.created_at),
     started_at = timestamp(f.started_at),
     completed_at = timestamp(f.completed_at),
-    error = err,
+    error = error_of(f),
   }
+end
+
+-- v in JSON: strings with nothing to escape skip the encoder.
+local function value(v, encode)
+  if type(v) ~= "string" or needs_escape(v) then
+    return encode(v)
+  end
+  return '"' .. v .. '"'
+end
+
+-- ',"name":<v in JSON>', or "" for nil (the encoder leaves nil fields out).
+local function member(name, v, encode)
+  if v == nil then
+    return ""
+  end
+  return ',"' .. name .. '":' .. value(v, encode)
+end
+
+-- The same view as JSON text, for the status route: concatenated, since the
+-- encoder (numbers through snprintf) cost twice this and the view's table.
+-- encode: the JSON encoder for values that need escaping.
+function _M.view_json(id, f, encode)
+  local total, processed, failed, skipped, percent = progress(f)
+  return '{"job_id":' .. value(id, encode) .. member("job_type", f.job_type, encode)
+    .. member("status", f.status, encode) .. ',"chunks_total":' .. total .. ',"chunks_processed":' .. processed
+    .. ',"chunks_failed":' .. failed .. ',"chunks_skipped":' .. skipped .. ',"percent_complete":' .. percent
+    .. member("created_at", timestamp(f.created_at), encode) .. member("started_at", timestamp(f.started_at), encode)
+    .. member("completed_at", timestamp(f.completed_at), encode) .. member("error", error_of(f), encode) .. "}"
 end
 
 return _M

@@ -67,4 +67,24 @@ describe("shield.jobs", function()
     assert.is_nil(v.error)
     assert.are.equal(4, v.chunks_total)
   end)
+
+  it("gives the same view as JSON text, escaping what needs it", function()
+    local cases = {
+      { status = "processing", job_type = "lightrag_ingest", chunks_total = "3", chunks_processed = "1",
+        chunks_failed = "0", chunks_skipped = "0", created_at = "1700000000123", started_at = "1700000001000",
+        error_message = "" },
+      { status = "failed", chunks_total = "7", chunks_processed = "2", chunks_failed = "5",
+        created_at = "2023-11-14T22:13:20.123Z", completed_at = "1700000009999",
+        error_message = 'bad "input" \\ at\nline 2\t\127 caf\195\169' },
+      { status = "queued" },
+    }
+    for _, f in ipairs(cases) do
+      local text = jobs.view_json("01234567-89ab-4def-8123-456789abcdef", f, cjson.encode)
+      assert.are.same(jobs.view("01234567-89ab-4def-8123-456789abcdef", f), cjson.decode(text))
+    end
+    local text = jobs.view_json("id1", cases[2], cjson.encode)
+    assert.is_nil(text:find("started_at", 1, true))
+    assert.is_truthy(text:find('"percent_complete":100', 1, true))
+    assert.is_truthy(text:find('"chunks_total":7,', 1, true))
+  end)
 end)

@@ -37,24 +37,28 @@ local function allowed(methods)
   return table.concat(list, ", ")
 end
 
+-- Every route's pattern has at most one capture (a route without one matches
+-- the whole path, which is not passed on).
 local function dispatch(req)
-  for _, r in ipairs(routes) do
-    local captures = { req.path:match(r[1]) }
-    if captures[1] then
+  local path = req.path
+  for i = 1, #routes do
+    local r = routes[i]
+    local capture = path:match(r[1])
+    if capture then
       local handler = r[3][req.method]
       if not handler then
         local status, body, headers = problem(405, "Method Not Allowed",
-          req.method .. " is not allowed on " .. req.path)
+          req.method .. " is not allowed on " .. path)
         headers.Allow = allowed(r[3])
         return r[2], status, body, headers
       end
-      if captures[1] == req.path then
-        captures = {}
+      if capture == path then
+        return r[2], handler(req)
       end
-      return r[2], handler(req, unpack(captures))
+      return r[2], handler(req, capture)
     end
   end
-  return "unknown", problem(404, "Not Found", "no route " .. req.path)
+  return "unknown", problem(404, "Not Found", "no route " .. path)
 end
 
 local function internal_error(err)
@@ -95,17 +99,26 @@ end
 -- Called by runtime/api.c per request: method, path, raw query, a table of
 -- lowercased header names, the body, the request id. Returns status, content
 -- type, extra header lines ("Name: value\r\n"...), and the body text.
-function _M.serve(method, path, query, headers, body, request_id)
-  local req = { method = method, path = path, query = parse_query(query), headers = headers, body = body,
-    request_id = request_id }
-  local status, out, extra = _M.handle(req)
-  extra = extra or {}
+-- Header lines ("Name: value\r\n"...) and the content type of a handler's
+-- headers table (nil: none, JSON).
+local function header_lines(extra)
+  if extra == nil then
+    return "", "application/json"
+  end
   local content_type = extra["Content-Type"] or "application/json"
   extra["Content-Type"] = nil
   local lines = {}
   for k, v in pairs(extra) do
     lines[#lines + 1] = k .. ": " .. tostring(v):gsub("[\r\n]", " ") .. "\r\n"
   end
+  return table.concat(lines), content_type
+end
+
+function _M.serve(method, path, query, headers, body, request_id)
+  local req = { method = method, path = path, query = query == "" and {} or parse_query(query), headers = headers,
+    body = body, request_id = request_id }
+  local status, out, extra = _M.handle(req)
+  local lines, content_type = header_lines(extra)
   if type(out) == "table" then
     local encoded, err = shield.json.encode(out)
     if not encoded then
@@ -115,7 +128,7 @@ function _M.serve(method, path, query, headers, body, request_id)
     end
     out = encoded
   end
-  return status, content_type, table.concat(lines), out or ""
+  return status, content_type, lines, out or ""
 end
 
 return _M

@@ -1,14 +1,13 @@
 -- The job routes of the HTTP API (DESIGN.md section 6): ingest (202 Accepted,
 -- one atomic enqueue), job status from Redis with the PostgreSQL fallback,
 -- recent jobs, cancellation. Handlers take the request table and return
--- status, body (a table sent as JSON), headers.
+-- status, body (a table sent as JSON, or JSON text), headers.
 local shield = require "shield"
-local reply = require "shield.reply"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 local problem = require "shield.api.problem"
 
-local tonumber, ipairs = tonumber, ipairs
+local tonumber, ipairs, type, unpack = tonumber, ipairs, type, unpack
 
 local _M = {}
 
@@ -90,23 +89,45 @@ local function from_postgres(id)
   return rows[1] or false
 end
 
+-- The hash fields the view shows (not metadata, rev), and their reading:
+-- every job hash has a status, so none means no job.
+local VIEW_FIELDS = { "status", "job_type", "chunks_total", "chunks_processed", "chunks_failed", "chunks_skipped",
+  "created_at", "started_at", "completed_at", "error_message" }
+
+local function from_redis(id)
+  local h, err = shield.redis.call("HMGET", "job:" .. id, unpack(VIEW_FIELDS))
+  if type(h) ~= "table" then
+    return nil, err
+  end
+  if not h[1] then
+    return false
+  end
+  local f = {}
+  for i = 1, #VIEW_FIELDS do
+    if h[i] then -- absent fields come as false
+      f[VIEW_FIELDS[i]] = h[i]
+    end
+  end
+  return f
+end
+
 function _M.get(req, id)
   if not jobs.valid_id(id) then
     return problem(400, "Bad Request", "not a job id: " .. id)
   end
-  local flat, err = shield.redis.call("HGETALL", "job:" .. id)
-  if type(flat) == "table" and #flat > 0 then
-    return 200, jobs.view(id, reply.fields(flat))
+  local f, err = from_redis(id)
+  if f then
+    return 200, jobs.view_json(id, f, shield.json.encode)
   end
   -- Expired from Redis (or Redis is down): the audit trail answers.
   local row, perr = from_postgres(id)
   if row then
-    return 200, jobs.view(id, row)
+    return 200, jobs.view_json(id, row, shield.json.encode)
   end
   if row == nil then
     return unavailable(err and "redis" or "postgres", err or perr)
   end
-  if not flat then
+  if f == nil then
     return unavailable("redis", err)
   end
   return problem(404, "Not Found", "no job " .. id)
