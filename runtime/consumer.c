@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "outbox.h"
 #include "redis.h"
@@ -286,7 +287,7 @@ static void on_task_done(shr_thread_t *thread, int ok, lua_State *co, void *data
     const char *err = lua_tostring(co, -1);
     shr_error("the task runner failed on %s: %s", t->msg_id, err ? err : "?");
     char buf[24];
-    const char *due = format_ms(buf, (double)uv_now(c->env->loop) + 1000.0);
+    const char *due = format_ms(buf, (double)(shr_wall_ms() + 1000));
     add_record(c, "retry", t->msg_id, msg_len, t->job_id, strlen(t->job_id), t->chunk_id, strlen(t->chunk_id), due,
                "runtime error while running the task", 36);
     count_outcome(c, "retry");

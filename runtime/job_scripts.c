@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
+#include "clock.h"
 #include "lua_host.h"
 
 static int append_file(char **buf, size_t *len, const char *path) {
@@ -61,10 +61,7 @@ shr_redis_script_t *shr_job_script_load(const char *name, char *err, size_t errl
 }
 
 void shr_job_script_head(const shr_config_t *cfg, const char **argv, size_t *argvlen, char buf[96]) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  unsigned long long now = (unsigned long long)tv.tv_sec * 1000ULL + (unsigned long long)tv.tv_usec / 1000ULL;
-  int a = snprintf(buf, 96, "%llu", now) + 1;
+  int a = snprintf(buf, 96, "%llu", (unsigned long long)shr_wall_ms()) + 1;
   int b = snprintf(buf + a, (size_t)(96 - a), "%d", cfg->streams_events_maxlen) + 1;
   snprintf(buf + a + b, (size_t)(96 - a - b), "%d", cfg->jobs_status_ttl);
   argv[0] = cfg->streams_ingestion;

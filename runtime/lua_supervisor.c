@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "scoreboard.h"
 
 #define SUP(L) ((shr_supervisor_t *)lua_touserdata(L, lua_upvalueindex(1)))

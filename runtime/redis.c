@@ -306,7 +306,7 @@ static long format_argv(shr_redis_t *r, int argc, const char **argv, const size_
     memcpy(p + 2, argv[i], len);
     p += 2 + len;
   }
-  memcpy(p, "\r\n", 2);
+  memcpy(p, "\r\n", 3); /* the NUL too: hiredis scans the command with strchr */
   return (long)(p + 2 - r->out);
 }
 

@@ -4,6 +4,7 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "deadline_heap.h"
 #include "log.h"
 
@@ -621,9 +622,7 @@ static int l_sleep(lua_State *L) {
 
 static int l_now(lua_State *L) {
   /* Wall-clock milliseconds, as Lua number (exact below 2^53). */
-  uv_timeval64_t tv;
-  uv_gettimeofday(&tv);
-  lua_pushnumber(L, (lua_Number)tv.tv_sec * 1000.0 + (lua_Number)(tv.tv_usec / 1000));
+  lua_pushnumber(L, (lua_Number)shr_wall_ms());
   return 1;
 }
 

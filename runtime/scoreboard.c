@@ -2,7 +2,8 @@
 
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
+
+#include "clock.h"
 
 const double shr_duration_bounds[SHR_DURATION_BUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25,
                                                            0.5,   1,     2.5,  5,    10,  30};
@@ -25,12 +26,6 @@ shr_scoreboard_t *shr_scoreboard_new(int nslots) {
 }
 
 void shr_scoreboard_free(shr_scoreboard_t *sb) { munmap(sb, mapping_size(sb->nslots)); }
-
-uint64_t shr_monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void shr_slot_heartbeat(shr_slot_t *slot) {
   atomic_store_explicit(&slot->heartbeat_ms, shr_monotonic_ms(), memory_order_relaxed);

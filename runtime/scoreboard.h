@@ -66,7 +66,6 @@ typedef struct {
 shr_scoreboard_t *shr_scoreboard_new(int nslots);
 void shr_scoreboard_free(shr_scoreboard_t *sb);
 
-uint64_t shr_monotonic_ms(void);
 void shr_slot_heartbeat(shr_slot_t *slot);
 void shr_slot_record_duration(shr_slot_t *slot, double seconds);
 /* Adds one run of step name; names past SHR_STEP_STATS are not recorded. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "clock.h"
 #include "env.h"
 #include "log.h"
 #include "lua_host.h"

@@ -4,6 +4,7 @@
 set(HTTPC_WITH_FAKE ${CMAKE_CURRENT_LIST_DIR}/with-fake.sh)
 add_executable(http_client_test ${CMAKE_CURRENT_LIST_DIR}/http_client_test.c)
 target_link_libraries(http_client_test PRIVATE shield_core)
+target_include_directories(http_client_test PRIVATE ${CMAKE_SOURCE_DIR}/tests/c)
 shield_test(NAME httpc.client COMMAND ${HTTPC_WITH_FAKE} $<TARGET_FILE:http_client_test> TIMEOUT 60)
 foreach(name basic errors load)
   shield_test(NAME httpc.${name} TIMEOUT 90

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "http_server.h"
-#include "test_assert.h"
+#include "test_check.h"
 
 static uv_loop_t loop;
 static uv_async_t client_done;
@@ -798,6 +798,5 @@ int main(void) {
   ASSERT_EQ(0, uv_run(&loop, UV_RUN_DEFAULT));
   ASSERT_EQ(2, servers_closed);
   ASSERT_EQ(0, uv_loop_close(&loop));
-  fprintf(stderr, "http server: all scenarios passed\n");
-  return 0;
+  return test_summary();
 }

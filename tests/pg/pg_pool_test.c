@@ -10,33 +10,7 @@
 #include <unistd.h>
 
 #include "pg.h"
-
-static int failures;
-
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                          \
-    }                                                                      \
-  } while (0)
-#define ASSERT_INT(want, got)                                                              \
-  do {                                                                                     \
-    long long w_ = (want), g_ = (got);                                                     \
-    if (w_ != g_) {                                                                        \
-      fprintf(stderr, "%s:%d: %s: want %lld, got %lld\n", __FILE__, __LINE__, #got, w_, g_); \
-      failures++;                                                                          \
-    }                                                                                      \
-  } while (0)
-#define ASSERT_STR(want, got)                                                                  \
-  do {                                                                                         \
-    const char *w_ = (want), *g_ = (got);                                                      \
-    if (!g_ || strcmp(w_, g_) != 0) {                                                          \
-      fprintf(stderr, "%s:%d: %s: want \"%s\", got \"%s\"\n", __FILE__, __LINE__, #got, w_, \
-              g_ ? g_ : "(null)");                                                              \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
+#include "test_check.h"
 
 static const char *pg_url;
 static uv_loop_t loop;
@@ -68,13 +42,13 @@ static void on_answer(PGresult *res, const char *err, void *data) {
 
 static void query(shr_pg_pool_t *p, const char *sql, answer_t *a) {
   memset(a, 0, sizeof *a);
-  ASSERT_INT(0, shr_pg_query(p, sql, 0, NULL, NULL, on_answer, a));
+  CHECK_INT(0, shr_pg_query(p, sql, 0, NULL, NULL, on_answer, a));
 }
 
 static void query1(shr_pg_pool_t *p, const char *sql, const char *param, answer_t *a) {
   memset(a, 0, sizeof *a);
   const char *values[1] = {param};
-  ASSERT_INT(0, shr_pg_query(p, sql, 1, values, NULL, on_answer, a));
+  CHECK_INT(0, shr_pg_query(p, sql, 1, values, NULL, on_answer, a));
 }
 
 /* Runs the loop until a has its answer (idle sessions do not keep the loop
@@ -82,7 +56,7 @@ static void query1(shr_pg_pool_t *p, const char *sql, const char *param, answer_
 static void wait_for(answer_t *a) {
   while (a->calls == 0 && uv_run(&loop, UV_RUN_ONCE)) {
   }
-  ASSERT_INT(1, a->calls);
+  CHECK_INT(1, a->calls);
 }
 
 static void close_pool(shr_pg_pool_t *p) {
@@ -95,37 +69,37 @@ static void test_basic(void) {
   answer_t a, b, c, d;
   query1(p, "SELECT $1::int + 1", "41", &a);
   wait_for(&a);
-  ASSERT_STR("", a.err);
-  ASSERT_STR("42", a.value);
+  CHECK_STR("", a.err);
+  CHECK_STR("42", a.value);
 
   query(p, "SELECT * FROM no_such_table", &b);
   wait_for(&b);
-  ASSERT_STR("relation \"no_such_table\" does not exist", b.err);
-  ASSERT_STR("42P01", b.sqlstate);
+  CHECK_STR("relation \"no_such_table\" does not exist", b.err);
+  CHECK_STR("42P01", b.sqlstate);
 
   /* A NULL parameter is SQL NULL; the session survives an error. */
   const char *values[2] = {NULL, "x"};
   memset(&c, 0, sizeof c);
-  ASSERT_INT(0, shr_pg_query(p, "SELECT coalesce($1, $2)", 2, values, NULL, on_answer, &c));
+  CHECK_INT(0, shr_pg_query(p, "SELECT coalesce($1, $2)", 2, values, NULL, on_answer, &c));
   wait_for(&c);
-  ASSERT_STR("x", c.value);
+  CHECK_STR("x", c.value);
 
   /* With parameters, one statement (the extended protocol); without, a
    * script whose last statement gives the result. */
   query1(p, "SELECT $1::int; SELECT 2", "1", &d);
   wait_for(&d);
-  ASSERT_STR("cannot insert multiple commands into a prepared statement", d.err);
+  CHECK_STR("cannot insert multiple commands into a prepared statement", d.err);
   query(p, "SELECT 1; SELECT 2", &d);
   wait_for(&d);
-  ASSERT_STR("2", d.value);
+  CHECK_STR("2", d.value);
 
   shr_pg_stats_t st;
   shr_pg_pool_stats(p, &st);
-  ASSERT_INT(5, st.queries);
-  ASSERT_INT(2, st.errors);
-  ASSERT_INT(1, st.connects);
-  ASSERT_INT(0, st.reconnects);
-  ASSERT_INT(1, shr_pg_pool_healthy(p));
+  CHECK_INT(5, st.queries);
+  CHECK_INT(2, st.errors);
+  CHECK_INT(1, st.connects);
+  CHECK_INT(0, st.reconnects);
+  CHECK_INT(1, shr_pg_pool_healthy(p));
   close_pool(p);
 }
 
@@ -141,24 +115,24 @@ static void test_fifo(void) {
   }
   shr_pg_stats_t st;
   shr_pg_pool_stats(p, &st);
-  ASSERT_INT(N, st.queued);
+  CHECK_INT(N, st.queued);
   uv_run(&loop, UV_RUN_DEFAULT);
   for (int i = 0; i < N; i++) {
     char want[16];
     snprintf(want, sizeof want, "%d", i * 2);
-    ASSERT_INT(1, a[i].calls);
-    ASSERT_STR(want, a[i].value);
+    CHECK_INT(1, a[i].calls);
+    CHECK_STR(want, a[i].value);
   }
   shr_pg_pool_stats(p, &st);
-  ASSERT_INT(3, st.connects);
-  ASSERT_INT(0, st.queued);
+  CHECK_INT(3, st.connects);
+  CHECK_INT(0, st.queued);
   close_pool(p);
 }
 
 static uv_timer_t timer;
 static shr_pg_pool_t *timer_pool;
 static void *timer_target;
-static void on_cancel_timer(uv_timer_t *h) { ASSERT_INT(0, shr_pg_cancel(timer_pool, timer_target)); }
+static void on_cancel_timer(uv_timer_t *h) { CHECK_INT(0, shr_pg_cancel(timer_pool, timer_target)); }
 
 static void test_cancel(void) {
   shr_pg_pool_t *p = shr_pg_pool_new(&loop, pg_url, 1);
@@ -166,13 +140,13 @@ static void test_cancel(void) {
   /* A queued query: cancelled without reaching the server. */
   query(p, "SELECT pg_sleep(0.2)", &slow);
   query(p, "SELECT 'never'", &queued);
-  ASSERT_INT(0, shr_pg_cancel(p, &queued));
-  ASSERT_INT(0, queued.calls); /* never inside shr_pg_cancel */
-  ASSERT_INT(-1, shr_pg_cancel(p, &queued));
+  CHECK_INT(0, shr_pg_cancel(p, &queued));
+  CHECK_INT(0, queued.calls); /* never inside shr_pg_cancel */
+  CHECK_INT(-1, shr_pg_cancel(p, &queued));
   uv_run(&loop, UV_RUN_DEFAULT);
-  ASSERT_STR("cancelled", queued.err);
+  CHECK_STR("cancelled", queued.err);
   CHECK(queued.order < slow.order); /* long before the slow one */
-  ASSERT_STR("", slow.err);
+  CHECK_STR("", slow.err);
 
   /* A query in flight: cancelled on the server, the session kept. */
   query(p, "SELECT pg_sleep(10)", &slow);
@@ -183,18 +157,18 @@ static void test_cancel(void) {
   uint64_t t0 = uv_now(&loop);
   uv_timer_start(&timer, on_cancel_timer, 100, 0);
   wait_for(&slow);
-  ASSERT_STR("cancelled", slow.err);
+  CHECK_STR("cancelled", slow.err);
   CHECK(uv_now(&loop) - t0 < 1000);
   wait_for(&next);
-  ASSERT_STR("after", next.value);
+  CHECK_STR("after", next.value);
   query(p, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(10)' AND state = 'active'",
         &check);
   wait_for(&check);
-  ASSERT_STR("0", check.value);
+  CHECK_STR("0", check.value);
   shr_pg_stats_t st;
   shr_pg_pool_stats(p, &st);
-  ASSERT_INT(1, st.connects);
-  ASSERT_INT(1, st.cancels);
+  CHECK_INT(1, st.connects);
+  CHECK_INT(1, st.cancels);
   uv_close((uv_handle_t *)&timer, NULL);
   close_pool(p);
 }
@@ -215,12 +189,12 @@ static void on_grant(shr_pg_conn_t *conn, const char *err, void *data) {
 static void wait_grant(grant_t *g) {
   while (g->calls == 0 && uv_run(&loop, UV_RUN_ONCE)) {
   }
-  ASSERT_INT(1, g->calls);
+  CHECK_INT(1, g->calls);
 }
 
 static void conn_query(shr_pg_conn_t *c, const char *sql, answer_t *a) {
   memset(a, 0, sizeof *a);
-  ASSERT_INT(0, shr_pg_conn_query(c, sql, 0, NULL, NULL, on_answer, a));
+  CHECK_INT(0, shr_pg_conn_query(c, sql, 0, NULL, NULL, on_answer, a));
 }
 
 static void test_pinned(void) {
@@ -228,12 +202,12 @@ static void test_pinned(void) {
   answer_t a, b, c;
   query(p, "DROP TABLE IF EXISTS pool_pin; CREATE TABLE pool_pin (x int)", &a);
   wait_for(&a);
-  ASSERT_STR("", a.err);
+  CHECK_STR("", a.err);
 
   /* Committed work on a pinned session. */
   grant_t g = {0};
-  ASSERT_INT(0, shr_pg_acquire(p, on_grant, &g));
-  ASSERT_INT(0, g.calls);
+  CHECK_INT(0, shr_pg_acquire(p, on_grant, &g));
+  CHECK_INT(0, g.calls);
   wait_grant(&g);
   CHECK(g.conn != NULL);
   conn_query(g.conn, "BEGIN", &a);
@@ -243,15 +217,15 @@ static void test_pinned(void) {
   /* Another session does not see it yet. */
   query(p, "SELECT count(*) FROM pool_pin", &b);
   wait_for(&b);
-  ASSERT_STR("0", b.value);
+  CHECK_STR("0", b.value);
   conn_query(g.conn, "COMMIT", &a);
   wait_for(&a);
-  ASSERT_STR("", a.err);
+  CHECK_STR("", a.err);
   shr_pg_release(g.conn);
 
   /* Released without COMMIT: rolled back before anyone else uses it. */
   grant_t h = {0};
-  ASSERT_INT(0, shr_pg_acquire(p, on_grant, &h));
+  CHECK_INT(0, shr_pg_acquire(p, on_grant, &h));
   wait_grant(&h);
   conn_query(h.conn, "BEGIN", &a);
   wait_for(&a);
@@ -260,7 +234,7 @@ static void test_pinned(void) {
   shr_pg_release(h.conn);
   query(p, "SELECT string_agg(x::text, ',') FROM pool_pin", &b);
   wait_for(&b);
-  ASSERT_STR("1", b.value);
+  CHECK_STR("1", b.value);
 
   /* A plain query that opens a transaction does not leak it to the next one. */
   shr_pg_pool_t *one = shr_pg_pool_new(&loop, pg_url, 1);
@@ -272,7 +246,7 @@ static void test_pinned(void) {
   wait_for(&c);
   query(one, "SELECT current_setting('application_name')", &c);
   wait_for(&c);
-  ASSERT_STR("shield-runtime", c.value);
+  CHECK_STR("shield-runtime", c.value);
   close_pool(one);
 
   /* Acquires wait in the FIFO when every session is pinned. */
@@ -284,12 +258,12 @@ static void test_pinned(void) {
   wait_grant(&g2);
   shr_pg_stats_t st;
   shr_pg_pool_stats(p, &st);
-  ASSERT_INT(2, st.pinned);
-  ASSERT_INT(1, st.queued);
-  ASSERT_INT(0, g3.calls);
-  ASSERT_INT(0, shr_pg_cancel(p, &g3));
+  CHECK_INT(2, st.pinned);
+  CHECK_INT(1, st.queued);
+  CHECK_INT(0, g3.calls);
+  CHECK_INT(0, shr_pg_cancel(p, &g3));
   wait_grant(&g3);
-  ASSERT_STR("cancelled", g3.err);
+  CHECK_STR("cancelled", g3.err);
   CHECK(g3.conn == NULL);
   shr_pg_release(g1.conn);
   shr_pg_release(g2.conn);
@@ -301,25 +275,25 @@ static void test_refused(void) {
   answer_t a, b;
   query(p, "SELECT 1", &a);
   wait_for(&a);
-  ASSERT_STR("connection refused: connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
+  CHECK_STR("connection refused: connection to server at \"127.0.0.1\", port 1 failed: Connection refused",
              a.err);
-  ASSERT_INT(0, shr_pg_pool_healthy(p));
+  CHECK_INT(0, shr_pg_pool_healthy(p));
   /* While backing off, queries fail at once with the same error. */
   uint64_t t0 = uv_now(&loop);
   query(p, "SELECT 1", &b);
   wait_for(&b);
-  ASSERT_STR(a.err, b.err);
+  CHECK_STR(a.err, b.err);
   CHECK(uv_now(&loop) - t0 < 50);
   shr_pg_stats_t st;
   shr_pg_pool_stats(p, &st);
-  ASSERT_INT(1, st.connect_failures);
+  CHECK_INT(1, st.connect_failures);
   close_pool(p);
 
   /* A bad conninfo fails the queries, not the pool's creation. */
   p = shr_pg_pool_new(&loop, "postgresql://127.0.0.1:notaport/x", 1);
   query(p, "SELECT 1", &a);
   wait_for(&a);
-  ASSERT_STR("connection refused: invalid integer value \"notaport\" for connection option \"port\"", a.err);
+  CHECK_STR("connection refused: invalid integer value \"notaport\" for connection option \"port\"", a.err);
   close_pool(p);
 }
 
@@ -334,9 +308,9 @@ static void test_socket_switch(void) {
   query(p, "SELECT 'second'", &b);
   wait_for(&a);
   wait_for(&b);
-  ASSERT_STR(port ? port : "5432", a.value);
-  ASSERT_STR("second", b.value);
-  ASSERT_INT(1, shr_pg_pool_healthy(p));
+  CHECK_STR(port ? port : "5432", a.value);
+  CHECK_STR("second", b.value);
+  CHECK_INT(1, shr_pg_pool_healthy(p));
   close_pool(p);
 }
 
@@ -358,7 +332,7 @@ static void test_connect_timeout(void) {
   query(p, "SELECT 1", &a);
   wait_for(&a);
   uint64_t took = uv_now(&loop) - t0;
-  ASSERT_STR("connection refused: timed out after 1000 ms", a.err);
+  CHECK_STR("connection refused: timed out after 1000 ms", a.err);
   CHECK(took >= 990 && took < 1500);
   close_pool(p);
   close(fd);
@@ -378,14 +352,14 @@ static void test_close(void) {
   shr_pg_cancel(p, &cancelled);
   uv_run(&loop, UV_RUN_NOWAIT);
   shr_pg_pool_close(p);
-  ASSERT_INT(1, slow.calls);
-  ASSERT_STR("closed", slow.err);
-  ASSERT_STR("closed", queued.err);
-  ASSERT_INT(1, g.calls);
-  ASSERT_STR("closed", g.err);
-  ASSERT_INT(1, cancelled.calls);
-  ASSERT_STR("cancelled", cancelled.err);
-  ASSERT_INT(-1, shr_pg_query(p, "SELECT 1", 0, NULL, NULL, on_answer, &a));
+  CHECK_INT(1, slow.calls);
+  CHECK_STR("closed", slow.err);
+  CHECK_STR("closed", queued.err);
+  CHECK_INT(1, g.calls);
+  CHECK_STR("closed", g.err);
+  CHECK_INT(1, cancelled.calls);
+  CHECK_STR("cancelled", cancelled.err);
+  CHECK_INT(-1, shr_pg_query(p, "SELECT 1", 0, NULL, NULL, on_answer, &a));
   uv_run(&loop, UV_RUN_DEFAULT);
 }
 
@@ -404,11 +378,6 @@ int main(void) {
   test_socket_switch();
   test_connect_timeout();
   test_close();
-  ASSERT_INT(0, uv_loop_close(&loop));
-  if (failures) {
-    fprintf(stderr, "%d checks failed\n", failures);
-    return 1;
-  }
-  printf("pg_pool_test: all checks passed\n");
-  return 0;
+  CHECK_INT(0, uv_loop_close(&loop));
+  return test_summary();
 }

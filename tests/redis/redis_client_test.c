@@ -13,38 +13,7 @@
 #include <unistd.h>
 
 #include "redis.h"
-
-static int failures, checks;
-
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    checks++;                                                                        \
-    if (!(cond)) {                                                                   \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);       \
-      failures++;                                                                    \
-    }                                                                                \
-  } while (0)
-
-#define CHECK_INT(want, got)                                                         \
-  do {                                                                               \
-    long long w_ = (want), g_ = (got);                                               \
-    checks++;                                                                        \
-    if (w_ != g_) {                                                                  \
-      fprintf(stderr, "%s:%d: %s: want %lld, got %lld\n", __FILE__, __LINE__, #got, w_, g_); \
-      failures++;                                                                    \
-    }                                                                                \
-  } while (0)
-
-#define CHECK_STR(want, got)                                                         \
-  do {                                                                               \
-    const char *w_ = (want), *g_ = (got);                                            \
-    checks++;                                                                        \
-    if (!g_ || strcmp(w_, g_) != 0) {                                                \
-      fprintf(stderr, "%s:%d: %s: want \"%s\", got \"%s\"\n", __FILE__, __LINE__, #got, w_, \
-              g_ ? g_ : "(null)");                                                   \
-      failures++;                                                                    \
-    }                                                                                \
-  } while (0)
+#include "test_check.h"
 
 static uv_loop_t loop;
 static int redis_port;
@@ -541,6 +510,5 @@ int main(void) {
 
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK_INT(0, uv_loop_close(&loop));
-  printf("%d checks, %d failed\n", checks, failures);
-  return failures ? 1 : 0;
+  return test_summary();
 }

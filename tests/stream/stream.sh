@@ -109,14 +109,16 @@ check "the pool kept working" wait_for 60 drained
 check "every other task processed" verify atleast "$T/jobs.txt"
 stop_supervisor
 
-# --- max_tasks_per_child 100 over 1,000 tasks -------------------------------------
+# --- max_tasks_per_child 50 over 1,000 tasks -------------------------------------
 fresh
-CFG=$(write_config recycle 'script = "'"$T"'/counting.lua", pool = { size = 2, concurrency = 8, max_tasks_per_child = 100 }')
+CFG=$(write_config recycle 'script = "'"$T"'/counting.lua", pool = { size = 2, concurrency = 8, max_tasks_per_child = 50 }')
 start_supervisor "$CFG"
 lua "$here/enqueue.lua" 10 100 > "$T/jobs.txt"
 check "1,000 tasks drained with recycling" wait_for 60 drained
 gens=$(grep -c 'recycled' "$T/sup.log")
-check "10+ worker generations ($gens recycles)" test "$gens" -ge 8
+check "20 worker generations ($gens recycles)" test "$gens" -ge 16
+crashes=$(grep -c -e 'killed by signal' -e 'crashes in a row' "$T/sup.log")
+check "every recycled worker exited cleanly ($crashes crashes)" test "$crashes" -eq 0
 check "every task processed exactly once" verify once "$T/jobs.txt"
 stop_supervisor
 
