@@ -9,7 +9,6 @@ here=$SHIELD_SOURCE_DIR/tests/stream
 servers=$SHIELD_SOURCE_DIR/tests/harness/servers.sh
 cp "$here/counting.lua" "$T/counting.lua"
 psql_q() { psql -X -A -t -q "$SHIELD_TEST_PG_URL" -c "$1" 2>/dev/null; }
-drained() { [[ $(redis XLEN shield:ingestion_queue) == 0 && $(redis ZCARD shield:ingestion_queue:retry) == 0 ]]; }
 
 # Every job id of FILE has a row equal to its Redis hash (status and counts).
 converged() {

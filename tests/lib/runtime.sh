@@ -80,3 +80,12 @@ stop_supervisor() {
 }
 
 redis() { redis-cli -p "${SHIELD_TEST_REDIS_PORT:?}" "$@"; }
+
+# drained: nothing in the stream, the retry set or the group's pending list.
+# One script reads all three: read one by one, a retry moving from the set back
+# to the stream between two reads would look like an empty queue.
+drained() {
+  [[ $(redis EVAL "local p = redis.pcall('XPENDING', KEYS[1], ARGV[1])
+    return redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + (type(p) == 'table' and p[1] or 0)" \
+    2 shield:ingestion_queue shield:ingestion_queue:retry lightrag-workers) == 0 ]]
+}

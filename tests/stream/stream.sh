@@ -8,7 +8,6 @@ here=$SHIELD_SOURCE_DIR/tests/stream
 cp "$here/counting.lua" "$T/counting.lua"
 
 fresh() { redis FLUSHALL >/dev/null; }
-drained() { [[ $(redis XLEN shield:ingestion_queue) == 0 && $(redis ZCARD shield:ingestion_queue:retry) == 0 ]] && [[ $(redis XPENDING shield:ingestion_queue lightrag-workers | head -1) == 0 ]]; }
 # queue_report: what is left in the queue, for a failed drain.
 queue_report() {
   echo "# XLEN $(redis XLEN shield:ingestion_queue), retries $(redis ZCARD shield:ingestion_queue:retry)," \
