@@ -428,6 +428,25 @@ static void test_begin_verdicts(void) {
   RS_EQ_INT(1, rs_pending());
 }
 
+/* A chunk twice in one pending pass: its over-delivered entry is dead-lettered,
+ * which makes the other copy a skip in the same call. */
+static void test_begin_buried_copy(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("p", 1, NULL);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_INT(1, rs_read("w1", "0", e, 8));
+  RS_EQ_INT(1, rs_read("w1", "0", e, 8));
+  rs_q("XADD %s * job_id p chunk_id p:0 content x attempt 1", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_INT(2, rs_read("w1", "0", e, 8));
+  RS_EQ_STR("p:0", e[1].chunk);
+  RS_EQ_STR("dead|skip", rs_begin("w1", 3, e, 2, 1));
+  RS_EQ_STR("1", hget("p", "chunks_failed"));
+  RS_EQ_STR("failed", hget("p", "status"));
+}
+
 static void test_cancel(void) {
   rs_entry_t e[8];
   rs_reset();
@@ -547,7 +566,22 @@ static void test_big_batch(void) {
     const char *r[6] = { "ok", e[i].id, e[i].job, e[i].chunk, "", "" };
     memcpy(records + 6 * i, r, sizeof r);
   }
-  RS_EQ_STR("2500|2500|0|0|0", rs_settle(N, records));
+  /* Four chunks done first: begin skips them among the others. */
+  static const int done[] = { 0, 999, 1000, N - 1 };
+  const char *first[4 * 6];
+  for (int k = 0; k < 4; k++) memcpy(first + 6 * k, records + 6 * done[k], sizeof *first * 6);
+  RS_EQ_STR("4|4|0|0|0", rs_settle(4, first));
+  char *want = malloc(5 * N);
+  if (!want) exit(1);
+  char *w = want;
+  for (int i = 0, k = 0; i < N; i++) {
+    int skip = k < 4 && done[k] == i;
+    k += skip;
+    w += sprintf(w, "%s%s", i ? "|" : "", skip ? "skip" : "run");
+  }
+  RS_EQ_STR(want, rs_begin("w1", 3, e, N, 0));
+  free(want);
+  RS_EQ_STR("2500|2496|0|0|0", rs_settle(N, records));
   RS_EQ_STR("completed", hget("big", "status"));
   RS_EQ_INT(N, rs_int("SCARD job:big:done"));
   RS_EQ_INT(0, rs_pending());
@@ -585,6 +619,7 @@ int main(void) {
     { "promote limits", test_promote_limits },
     { "dead and failed", test_dead_and_failed },
     { "begin verdicts", test_begin_verdicts },
+    { "begin: a buried chunk's copy", test_begin_buried_copy },
     { "cancel", test_cancel },
     { "reclaim", test_reclaim },
     { "big batch", test_big_batch },
