@@ -127,19 +127,22 @@ static void deliver(sub_t *s, const redisReply *entry) {
 
 static void on_fetch(shr_redis_t *r, redisReply *reply, const char *err, void *data) {
   sub_t *s = data;
-  s->fetching = 0;
   if (s->gone || !s->hub) {
     sub_free(s);
     return;
   }
   if (!reply || reply->type != REDIS_REPLY_ARRAY) {
     /* Redis is away: the client reconnects with Last-Event-ID later. */
+    s->fetching = 0;
     sub_drop(s);
     return;
   }
+  /* Still "fetching" while delivering: a write that drops a slow client only
+   * marks it gone, and it is freed here, after the loop. */
   for (size_t i = 0; i < reply->elements && !s->gone; i++) deliver(s, reply->element[i]);
+  s->fetching = 0;
   if (s->gone) {
-    if (!s->fetching) sub_free(s);
+    sub_free(s);
     return;
   }
   shr_sse_t *h = s->hub;

@@ -128,6 +128,21 @@ expected = [stream[i] for i in range(len(stream)) if i + 4 < len(stream) and str
 complete = sum(1 for g in got if g == expected)
 eq(complete, 200, "200 subscribers each received all %d events of the job" % len(expected))
 
+# --- a client too slow for its catch-up is dropped mid-batch, the server unharmed -------------
+redis("EVAL", "for i = 1, 300 do redis.call('XADD', KEYS[1], '*', 'type', 'test.big', 'job_id', 'big', "
+      "'data', string.rep('x', 20000)) end", "1", "shield:events")
+slow = socket.socket()
+slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+slow.connect(("127.0.0.1", rt.port))
+slow.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0-1\r\n\r\n")
+check(wait_for(lambda: "client too slow" in open(rt.log).read(), 20), "the slow client is dropped", rt.log_tail())
+eq(rt.request("GET", "/health")[0], 200, "... and the server still answers")
+fresh = SSE("/events/stream", last_event_id="0-1")
+eq(fresh.event()[0], redis("XRANGE", "shield:events", "-", "+", "COUNT", "1").split("\n")[0],
+   "... and a reading client replays from the start")
+fresh.close()
+slow.close()
+
 # --- /health/detailed tells the truth, Redis up and down ------------------------------------
 s, h, _ = rt.request("GET", "/health/detailed")
 eq(s, 200, "/health/detailed answers")

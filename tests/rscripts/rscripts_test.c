@@ -447,6 +447,24 @@ static void test_begin_buried_copy(void) {
   RS_EQ_STR("failed", hget("p", "status"));
 }
 
+/* An entry of a real job without a chunk_id is none of its chunks: dead-lettered
+ * as malformed, the job's counts untouched. */
+static void test_begin_no_chunk_id(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("m", 1, NULL);
+  rs_q("XADD %s * job_id m content stray attempt 1", RS_STREAM);
+  RS_EQ_INT(2, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run|dead", rs_begin("w1", 3, e, 2, 0));
+  RS_EQ_STR("job_id|m|content|stray|attempt|1|error|malformed entry: no chunk_id|attempts|1|"
+            "failed_at|1700000000000",
+            rs_entry(RS_DEAD, 0));
+  RS_EQ_STR("0", hget("m", "chunks_failed"));
+  RS_EQ_STR("processing", hget("m", "status"));
+  RS_EQ_INT(1, rs_pending());
+}
+
 static void test_cancel(void) {
   rs_entry_t e[8];
   rs_reset();
@@ -620,6 +638,7 @@ int main(void) {
     { "dead and failed", test_dead_and_failed },
     { "begin verdicts", test_begin_verdicts },
     { "begin: a buried chunk's copy", test_begin_buried_copy },
+    { "begin: no chunk_id", test_begin_no_chunk_id },
     { "cancel", test_cancel },
     { "reclaim", test_reclaim },
     { "big batch", test_big_batch },

@@ -13,7 +13,7 @@
 --           gone, or the chunk is already in the done set;
 --   "dead"  settled here: dead-lettered (a pending-pass entry delivered more than
 --           max deliveries times, counted failed once; or a malformed entry with no
---           job_id), acknowledged and deleted;
+--           job_id or no chunk_id), acknowledged and deleted;
 --   "gone"  nothing to do: a pending-pass entry no longer pending for this consumer
 --           (settled or reclaimed meanwhile), or one deleted (acknowledged here).
 -- Each queued job with an entry to run becomes processing (started_at,
@@ -33,10 +33,13 @@ for i = 7, #ARGV, 4 do
     local p = call('XPENDING', K_STREAM, group, id, id, 1, consumer)[1]
     if p then count = p[4] else verdict = 'gone' end
   end
-  if not verdict and job_id == '' then
+  if not verdict and (job_id == '' or chunk_id == '') then
+    -- Malformed: dead-lettered with no job accounting (an entry without a chunk_id
+    -- is none of its job's chunks).
     local flat = entry_fields(id)
     if flat then
-      bury(flat, '', chunk_id, 'malformed entry: no job_id', field(flat, 'attempt') or '1')
+      bury(flat, '', chunk_id, 'malformed entry: no ' .. (job_id == '' and 'job_id' or 'chunk_id'),
+           field(flat, 'attempt') or '1')
       verdict = 'dead'
     else
       verdict = 'gone'
