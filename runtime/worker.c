@@ -10,6 +10,7 @@
 #include "consumer.h"
 #include "env.h"
 #include "log.h"
+#include "pg.h"
 #include "redis.h"
 #include "script.h"
 
@@ -29,7 +30,7 @@ typedef struct {
   int stopping;
   int draining;
   const char *drain_reason;
-  uint64_t redis_reconnects_base;
+  uint64_t redis_reconnects_base, pg_reconnects_base;
   int reloading;
   int exit_status;
 } worker_t;
@@ -42,6 +43,11 @@ static void on_heartbeat(uv_timer_t *h) {
   /* Slot counters outlive this worker: add ours to what earlier ones left. */
   if (w->env.redis)
     atomic_store(&w->slot->redis_reconnects, w->redis_reconnects_base + shr_redis_stats(w->env.redis)->reconnects);
+  if (w->env.pg) {
+    shr_pg_stats_t pg;
+    shr_pg_pool_stats(w->env.pg, &pg);
+    atomic_store(&w->slot->pg_reconnects, w->pg_reconnects_base + pg.reconnects);
+  }
   if (!w->draining && atomic_load(&w->slot->state) != SHR_WORKER_STARTING)
     set_state(w, atomic_load(&w->slot->in_flight) > 0 ? SHR_WORKER_BUSY : SHR_WORKER_IDLE);
 }
@@ -211,6 +217,7 @@ void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot_ind
   atomic_store(&w.slot->tasks_done, 0);
   atomic_store(&w.slot->in_flight, 0);
   w.redis_reconnects_base = atomic_load(&w.slot->redis_reconnects);
+  w.pg_reconnects_base = atomic_load(&w.slot->pg_reconnects);
   shr_slot_heartbeat(w.slot);
 
   /* Interactive ^C reaches the whole process group: the supervisor decides. */

@@ -223,4 +223,20 @@ eq(int(steps.get('{step="extract"}', -1)), total, "per-step durations: every chu
 check(any('route="/lightrag/ingest-async"' in l and 'status="202"' in l for s, l, v in
           fam.get("shield_http_requests_total", [])), "HTTP requests by route and status")
 
+
+# --- reconnect counters: Redis was restarted above; now PostgreSQL ---------------------------
+def reconnects(server):
+    fam = parse_metrics(rt.request("GET", "/metrics")[1])
+    return sum(v for s, l, v in fam.get("shield_reconnects_total", []) if 'server="%s"' % server in l)
+
+
+check(wait_for(lambda: reconnects("redis") >= 1, 10),
+      "shield_reconnects_total counts the workers' Redis reconnects (heartbeat: every second)")
+eq(reconnects("postgres"), 0, "... and no PostgreSQL reconnect yet")
+servers("pg-stop")
+servers("pg-start")
+status, body, _ = rt.ingest(["after the restart %d" % i for i in range(20)])
+eq(rt.wait_job(body["job_id"])["status"], "completed", "chunks after a PostgreSQL restart complete")
+check(wait_for(lambda: reconnects("postgres") >= 1, 10), "... and the PostgreSQL reconnects are counted")
+
 finish(rt)
