@@ -204,9 +204,21 @@ static size_t format_text(char *line, const char *when, size_t wlen, shr_log_lev
   memcpy(line + len, log_state.who, log_state.who_len);
   len += log_state.who_len;
   line[len++] = ' ';
-  if (n > LINE_BYTES - len - 1) n = LINE_BYTES - len - 1;
-  memcpy(line + len, msg, n);
-  len += n;
+  /* One line per event: a traceback's newlines become "\n". */
+  const char *end = msg + n;
+  while (msg < end && len < LINE_BYTES - 3) {
+    const char *nl = memchr(msg, '\n', (size_t)(end - msg));
+    size_t piece = (size_t)((nl ? nl : end) - msg);
+    if (piece > LINE_BYTES - 3 - len) piece = LINE_BYTES - 3 - len;
+    memcpy(line + len, msg, piece);
+    len += piece;
+    msg += piece;
+    if (msg < end && *msg == '\n') {
+      memcpy(line + len, "\\n", 2);
+      len += 2;
+      msg++;
+    }
+  }
   line[len++] = '\n';
   return len;
 }

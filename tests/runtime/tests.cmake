@@ -4,3 +4,4 @@ shield_test(NAME runtime.supervisor COMMAND ${CMAKE_CURRENT_LIST_DIR}/supervisor
 shield_test(NAME runtime.sched COMMAND $<TARGET_FILE:shield-runtime> --config ${CMAKE_SOURCE_DIR}/tests/runtime/run.cfg.lua
   run ${CMAKE_CURRENT_LIST_DIR}/sched_test.lua)
 shield_test(NAME runtime.sd_notify COMMAND ${CMAKE_CURRENT_LIST_DIR}/sd_notify.sh SERVERS TIMEOUT 60)
+shield_test(NAME runtime.run_and_log COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_and_log.sh SERVERS)
