@@ -10,7 +10,7 @@ typedef struct {
   int status;
 } check_t;
 
-static void on_probed(void *data, int ok, const char *err, const char *version) {
+static void on_probed(void *data, int ok, const char *err, const char *version, const char *src, size_t len) {
   check_t *c = data;
   if (ok) {
     printf("%s: ok (script %s, version %s)\n", c->cfg->path, c->cfg->script, version);

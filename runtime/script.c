@@ -38,20 +38,29 @@ static char *read_file(const char *path, size_t *len) {
 
 static const char *const optional_functions[] = {"init", "retry", "event", NULL};
 
+char *shr_script_read(const char *path, size_t *len, char *err, size_t errlen) {
+  char *src = read_file(path, len);
+  if (!src) snprintf(err, errlen, "%s: cannot read the script: %s", path, strerror(errno));
+  return src;
+}
+
 int shr_script_load(lua_State *L, const char *path, shr_script_t *out, char *err, size_t errlen) {
   out->module_ref = LUA_NOREF;
   size_t len;
-  char *src = read_file(path, &len);
-  if (!src) {
-    snprintf(err, errlen, "%s: cannot read the script: %s", path, strerror(errno));
-    return -1;
-  }
+  char *src = shr_script_read(path, &len, err, errlen);
+  if (!src) return -1;
+  int rc = shr_script_load_source(L, path, src, len, out, err, errlen);
+  free(src);
+  return rc;
+}
+
+int shr_script_load_source(lua_State *L, const char *path, const char *src, size_t len, shr_script_t *out,
+                           char *err, size_t errlen) {
+  out->module_ref = LUA_NOREF;
   shr_script_hash(src, len, out->version);
   char chunkname[4096];
   snprintf(chunkname, sizeof chunkname, "@%s", path);
-  int rc = luaL_loadbuffer(L, src, len, chunkname);
-  free(src);
-  if (rc != 0 || shr_lua_pcall(L, 0, 1) != 0) {
+  if (luaL_loadbuffer(L, src, len, chunkname) != 0 || shr_lua_pcall(L, 0, 1) != 0) {
     snprintf(err, errlen, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;

@@ -18,6 +18,11 @@ typedef struct shr_script {
 /* Compiles and runs path, checks the module shape. Returns 0, or -1 with err
  * naming the file (and line for syntax and runtime errors). */
 int shr_script_load(lua_State *L, const char *path, shr_script_t *out, char *err, size_t errlen);
+/* The same from src (len bytes) read from path earlier. */
+int shr_script_load_source(lua_State *L, const char *path, const char *src, size_t len, shr_script_t *out,
+                           char *err, size_t errlen);
+/* The file's bytes (malloc'd, *len set), or NULL with err. */
+char *shr_script_read(const char *path, size_t *len, char *err, size_t errlen);
 void shr_script_release(lua_State *L, shr_script_t *s);
 
 typedef void (*shr_script_init_cb)(void *data, int ok, const char *err);

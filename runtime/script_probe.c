@@ -13,12 +13,15 @@ typedef struct {
   shr_script_probe_cb done;
   void *data;
   int ok;
+  char *src; /* what was compiled */
+  size_t len;
   char err[4096];
 } probe_t;
 
 static void on_finisher_closed(uv_handle_t *h) {
   probe_t *p = h->data;
-  p->done(p->data, p->ok, p->ok ? NULL : p->err, p->script.version);
+  p->done(p->data, p->ok, p->ok ? NULL : p->err, p->script.version, p->src, p->len);
+  free(p->src);
   free(p);
 }
 
@@ -46,7 +49,8 @@ int shr_script_probe(uv_loop_t *loop, const shr_config_t *cfg, shr_script_probe_
   uv_idle_init(loop, &p->finisher);
   p->finisher.data = p;
   if (shr_env_init(&p->env, loop, cfg, "probe", -1, NULL, p->err, sizeof p->err) != 0 ||
-      shr_script_load(p->env.L, cfg->script, &p->script, p->err, sizeof p->err) != 0 ||
+      !(p->src = shr_script_read(cfg->script, &p->len, p->err, sizeof p->err)) ||
+      shr_script_load_source(p->env.L, cfg->script, p->src, p->len, &p->script, p->err, sizeof p->err) != 0 ||
       shr_script_start_init(&p->env, &p->script, cfg->pool_timeout_seconds * 1000, on_init_done, p) != 0) {
     p->ok = 0;
     uv_idle_start(&p->finisher, finish);

@@ -10,8 +10,10 @@
 #include "config.h"
 
 /* ok: 1 if the script compiled and init succeeded; err: what failed, with the
- * file and line; version: the source hash (valid when ok). */
-typedef void (*shr_script_probe_cb)(void *data, int ok, const char *err, const char *version);
+ * file and line; version: the source hash and src (len bytes) the source that
+ * passed (valid when ok, during the call only). */
+typedef void (*shr_script_probe_cb)(void *data, int ok, const char *err, const char *version, const char *src,
+                                    size_t len);
 
 int shr_script_probe(uv_loop_t *loop, const shr_config_t *cfg, shr_script_probe_cb done, void *data);
 

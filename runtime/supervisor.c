@@ -50,6 +50,10 @@ struct shr_supervisor {
   int shutting_down;
   int exit_status;
   char script_version[17];
+  /* The source of script_version: workers forked later start from it, not from
+   * the file, which a failed reload leaves broken on disk. */
+  char *script_src;
+  size_t script_len;
   char reload_error[1024];
   int reload_in_progress;
   uint64_t reloads_ok, reloads_failed;
@@ -99,7 +103,7 @@ static void fork_worker(shr_supervisor_t *s, int i) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    shr_worker_main(s->cfg, s->sb, i);
+    shr_worker_main(s->cfg, s->sb, i, s->script_src, s->script_len);
   }
   atomic_store(&slot->pid, pid);
   atomic_fetch_add(&slot->generation, 1);
@@ -293,7 +297,20 @@ static void begin_shutdown(shr_supervisor_t *s, int signum) {
 
 static void on_term(uv_signal_t *h, int signum) { begin_shutdown(h->data, signum); }
 
-static void on_reload_probed(void *data, int ok, const char *err, const char *version) {
+/* Keeps src as the source new workers start from; 0, or -1 out of memory. */
+static int keep_source(shr_supervisor_t *s, const char *version, const char *src, size_t len) {
+  char *copy = malloc(len ? len : 1);
+  if (!copy) return -1;
+  memcpy(copy, src, len);
+  free(s->script_src);
+  s->script_src = copy;
+  s->script_len = len;
+  snprintf(s->script_version, sizeof s->script_version, "%s", version);
+  return 0;
+}
+
+static void on_reload_probed(void *data, int ok, const char *err, const char *version, const char *src,
+                             size_t len) {
   shr_supervisor_t *s = data;
   s->reload_in_progress = 0;
   shr_sd_notify(ok ? "READY=1\nSTATUS=running" : "READY=1\nSTATUS=running; last reload failed");
@@ -309,9 +326,12 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
     shr_info("reload: script unchanged (version %s)", version);
     return;
   }
+  if (keep_source(s, version, src, len) != 0) {
+    shr_error("reload: out of memory keeping version %s; workers stay on %s", version, s->script_version);
+    return;
+  }
   shr_info("reload: script %s compiled and initialised (version %s); swapping workers to it", s->cfg->script,
            version);
-  snprintf(s->script_version, sizeof s->script_version, "%s", version);
   for (int i = 0; i < s->sb->nslots; i++) {
     int pid = atomic_load(&s->sb->slots[i].pid);
     if (pid > 0) kill(pid, SIGUSR1);
@@ -411,7 +431,8 @@ static void start_workers(shr_supervisor_t *s) {
   if (wd) uv_timer_start(&s->sd_watchdog, on_sd_watchdog, wd / 2, wd / 2);
 }
 
-static void on_start_probed(void *data, int ok, const char *err, const char *version) {
+static void on_start_probed(void *data, int ok, const char *err, const char *version, const char *src,
+                            size_t len) {
   shr_supervisor_t *s = data;
   if (!ok) {
     fprintf(stderr, "%s\n", err);
@@ -421,7 +442,13 @@ static void on_start_probed(void *data, int ok, const char *err, const char *ver
     close_everything(s);
     return;
   }
-  snprintf(s->script_version, sizeof s->script_version, "%s", version);
+  if (keep_source(s, version, src, len) != 0) {
+    shr_error("not starting: out of memory");
+    s->exit_status = 1;
+    s->shutting_down = 2;
+    close_everything(s);
+    return;
+  }
   if (s->shutting_down) {
     finish_shutdown(s);
     return;
@@ -469,5 +496,6 @@ int shr_supervisor_main(const shr_config_t *cfg) {
   uv_loop_close(s->loop);
   shr_scoreboard_free(s->sb);
   free(s->control);
+  free(s->script_src);
   return s->exit_status;
 }

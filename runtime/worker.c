@@ -206,7 +206,8 @@ static uv_async_t *term_async, *usr1_async;
 
 static void on_signal(int signum) { uv_async_send(signum == SIGTERM ? term_async : usr1_async); }
 
-void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot_index) {
+void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot_index, const char *script_src,
+                     size_t script_len) {
   static worker_t w;
   memset(&w, 0, sizeof w);
   w.cfg = cfg;
@@ -249,7 +250,7 @@ void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot_ind
     shr_error("%s", err);
     _exit(SHR_WORKER_EXIT_INIT);
   }
-  if (shr_script_load(w.env.L, cfg->script, &w.script, err, sizeof err) != 0) {
+  if (shr_script_load_source(w.env.L, cfg->script, script_src, script_len, &w.script, err, sizeof err) != 0) {
     shr_error("%s", err);
     stop(&w, SHR_WORKER_EXIT_INIT);
   } else {

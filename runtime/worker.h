@@ -12,7 +12,9 @@
 /* Exit status of a worker whose script failed to load or init. */
 #define SHR_WORKER_EXIT_INIT 3
 
-/* Runs the worker of slot; never returns. */
-void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot) __attribute__((noreturn));
+/* Runs the worker of slot from script_src, the source the supervisor last
+ * validated (script_len bytes of cfg->script); never returns. */
+void shr_worker_main(const shr_config_t *cfg, shr_scoreboard_t *sb, int slot, const char *script_src,
+                     size_t script_len) __attribute__((noreturn));
 
 #endif

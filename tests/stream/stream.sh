@@ -142,6 +142,15 @@ check "... naming file and line" grep -q "$T/counting.lua:2:" "$T/sup.log"
 lua "$here/enqueue.lua" 2 10 > "$T/jobs2.txt"
 check "the old version keeps working" wait_for 30 drained
 check "... and processes new tasks" verify once "$T/jobs2.txt"
+# A worker re-forked while the file is still broken starts from the last good
+# source the supervisor kept, not from the file.
+ready_before=$(grep -c 'ready: script' "$T/sup.log")
+kill -KILL "$(pgrep -P "$SUP_PID" | head -1)"
+check "a worker killed meanwhile comes back on the kept version" wait_for 20 workers_ready $((ready_before + 1))
+lua "$here/enqueue.lua" 2 10 > "$T/jobs3.txt"
+check "... and the pool drains" wait_for 30 drained
+check "... every task once" verify once "$T/jobs3.txt"
+check "... with no worker failing to start" test "$(grep -c 'crashes in a row' "$T/sup.log")" -eq 0
 stop_supervisor; check "stops with 0" test $? -eq 0
 
 [[ $fails -gt 0 ]] && tail -50 "$T/sup.log"
