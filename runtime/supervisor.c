@@ -297,6 +297,29 @@ static void begin_shutdown(shr_supervisor_t *s, int signum) {
 
 static void on_term(uv_signal_t *h, int signum) { begin_shutdown(h->data, signum); }
 
+/* runtime.reloaded or runtime.reload_failed (with error) through shield.emit,
+ * from a light thread of the supervisor's environment. */
+static void emit_reload_event(shr_supervisor_t *s, const char *version, const char *err) {
+  if (!s->env_ready) return;
+  lua_State *L = s->env.L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "shield");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "emit");
+  lua_remove(L, -2);
+  lua_pushstring(L, err ? "runtime.reload_failed" : "runtime.reloaded");
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, s->cfg->script);
+  lua_setfield(L, -2, "script");
+  lua_pushstring(L, version);
+  lua_setfield(L, -2, "version");
+  if (err) {
+    lua_pushstring(L, err);
+    lua_setfield(L, -2, "error");
+  }
+  shr_sched_spawn(s->env.sched, 2, NULL, NULL);
+}
+
 /* Keeps src as the source new workers start from; 0, or -1 out of memory. */
 static int keep_source(shr_supervisor_t *s, const char *version, const char *src, size_t len) {
   char *copy = malloc(len ? len : 1);
@@ -318,6 +341,7 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
     snprintf(s->reload_error, sizeof s->reload_error, "%s", err);
     s->reloads_failed++;
     shr_error("reload failed, keeping script version %s: %s", s->script_version, err);
+    emit_reload_event(s, s->script_version, err);
     return;
   }
   s->reload_error[0] = '\0';
@@ -332,6 +356,7 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
   }
   shr_info("reload: script %s compiled and initialised (version %s); swapping workers to it", s->cfg->script,
            version);
+  emit_reload_event(s, version, NULL);
   for (int i = 0; i < s->sb->nslots; i++) {
     int pid = atomic_load(&s->sb->slots[i].pid);
     if (pid > 0) kill(pid, SIGUSR1);

@@ -135,10 +135,15 @@ check "tasks kept flowing through the reload" wait_for 120 drained
 check "no task failed or was lost" verify once "$T/jobs.txt"
 v2=$(redis HGET test:versions v2)
 check "the new version ran tasks afterwards ($v2)" test "${v2:-0}" -gt 0
+events() { redis XRANGE shield:events - + | grep -A5 -x "$1"; }
+reloaded_event() { events runtime.reloaded | grep 'counting.lua"' | grep -q '"version":"[0-9a-f]\{16\}"'; }
+check "a runtime.reloaded event names the script and the new version" wait_for 5 reloaded_event
 printf 'local M = {\n' > "$T/counting.lua"
 broken() { grep -q 'reload failed, keeping script version' "$T/sup.log"; }
 check "a broken edit is refused" wait_for 20 broken
 check "... naming file and line" grep -q "$T/counting.lua:2:" "$T/sup.log"
+failed_event() { events runtime.reload_failed | grep -q 'counting.lua:2:'; }
+check "... in a runtime.reload_failed event with the error" wait_for 5 failed_event
 lua "$here/enqueue.lua" 2 10 > "$T/jobs2.txt"
 check "the old version keeps working" wait_for 30 drained
 check "... and processes new tasks" verify once "$T/jobs2.txt"
