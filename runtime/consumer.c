@@ -628,19 +628,19 @@ static int load_runner(shr_consumer_t *c) {
 
 static int make_context(shr_consumer_t *c, const char *version) {
   lua_State *L = c->env->L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "shield.runtime");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "new_context");
+  if (shr_lua_require_field(L, "shield.runtime", "new_context") != 0) {
+    shr_error("cannot load shield.runtime: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
   lua_pushstring(L, version);
   if (lua_pcall(L, 1, 1, 0) != 0) {
     shr_error("cannot build the task context: %s", lua_tostring(L, -1));
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     return -1;
   }
   luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
   c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
   return 0;
 }
 

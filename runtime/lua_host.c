@@ -107,6 +107,16 @@ int shr_lua_pcall(lua_State *L, int nargs, int nresults) {
   return rc;
 }
 
+int shr_lua_require_field(lua_State *L, const char *module, const char *name) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, module);
+  int rc = shr_lua_pcall(L, 1, 1);
+  if (rc != 0) return rc;
+  lua_getfield(L, -1, name);
+  lua_remove(L, -2);
+  return 0;
+}
+
 int shr_lua_loadfile(lua_State *L, const char *path) {
   int rc = luaL_loadfile(L, path);
   if (rc != 0 && rc != LUA_ERRSYNTAX) {

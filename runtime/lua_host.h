@@ -26,6 +26,10 @@ lua_State *shr_lua_new(shr_lua_mem_t *mem, const char *extra_path);
  * traceback) is left on the stack. */
 int shr_lua_pcall(lua_State *L, int nargs, int nresults);
 
+/* Pushes require(module)[name]. On error returns non-zero with the message
+ * (with traceback) on the stack instead. */
+int shr_lua_require_field(lua_State *L, const char *module, const char *name);
+
 /* Loads a file as a chunk (syntax errors name the file and line). */
 int shr_lua_loadfile(lua_State *L, const char *path);
 

@@ -258,11 +258,12 @@ static void finish_shutdown(shr_supervisor_t *s) {
     return;
   }
   lua_State *L = s->env.L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "shield.supervisor.main");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "final_sync");
-  lua_remove(L, -2);
+  if (shr_lua_require_field(L, "shield.supervisor.main", "final_sync") != 0) {
+    shr_error("final job sync: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    close_everything(s);
+    return;
+  }
   shr_thread_t *t = shr_sched_spawn(s->env.sched, 0, on_final_sync, s);
   shr_thread_set_deadline(t, uv_now(s->loop) + 10000);
 }
@@ -302,11 +303,11 @@ static void on_term(uv_signal_t *h, int signum) { begin_shutdown(h->data, signum
 static void emit_reload_event(shr_supervisor_t *s, const char *version, const char *err) {
   if (!s->env_ready) return;
   lua_State *L = s->env.L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "shield");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "emit");
-  lua_remove(L, -2);
+  if (shr_lua_require_field(L, "shield", "emit") != 0) {
+    shr_warn("cannot emit the reload event: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return;
+  }
   lua_pushstring(L, err ? "runtime.reload_failed" : "runtime.reloaded");
   lua_createtable(L, 0, 3);
   lua_pushstring(L, s->cfg->script);
