@@ -232,6 +232,9 @@ grep -qF 'RUNNING HANDLER [orchestrator_workers : Reload the shield-runtime proc
 ! grep -qE 'RUNNING HANDLER \[orchestrator_workers : (Stop|Start) the shield-runtime process' "$W/run3.log" ||
   show_log_and_fail run3 "a script change restarted the service"
 e2e_assert_eq 2 "$(recap run3 changed)" "changed tasks in the script-change run (script copy, SIGHUP)"
+# The script folder is watched too: only this line shows the signal arrived.
+e2e_wait_until 10 grep -q 'SIGHUP: reloading the processing script' "$E2E_RUNTIME_LOG" ||
+  e2e_fail "the supervisor never received the handler's SIGHUP"
 ok "script change: only the reload handler ran"
 
 # Every worker swaps to the new version between tasks.

@@ -4,6 +4,7 @@ input, idempotency, cancellation, Redis down, expiry with the PostgreSQL
 fallback."""
 import json
 import os
+import re
 import shutil
 import time
 
@@ -152,12 +153,32 @@ s, b, _ = req("GET", "/jobs/" + job)
 eq((s, b["status"], b["chunks_processed"], b["percent_complete"]), (200, "completed", 2, 100),
    "GET /jobs/<id> answers from PostgreSQL after expiry")
 
+# --- the access log: one line per request, with its X-Request-Id ------------------------------
+s, b, h = req("GET", "/health", headers={"X-Request-Id": "audit-42"})
+eq((s, h.get("x-request-id")), (200, "audit-42"), "X-Request-Id taken from the request")
+line = r"info +supervisor\[\d+\] http GET /health 200 [1-9]\d* bytes \d+\.\d ms id=audit-42$"
+
+
+def logged():
+    return [l for l in open(rt.log).read().splitlines() if re.search(line, l)]
+
+
+check(wait_for(lambda: len(logged()) == 1, 5), "one access-log line: method, path, status, bytes, duration, id",
+      [l for l in open(rt.log).read().splitlines() if "audit-42" in l])
+
 # --- Redis down: 503 and nothing enqueued --------------------------------------------------
+def queued_events():
+    return redis("XRANGE", "shield:events", "-", "+").split("\n").count("ingestion.queued")
+
+
+queued = queued_events()
 servers("redis-stop")
 s, b, h = ingest(["while redis is down"])
 eq(s, 503, "Redis down: 503")
 check("retry-after" in h, "... with Retry-After")
 servers("redis-start")
+check(wait_for(lambda: redis("PING") == "PONG", 20), "Redis back")
+eq(queued_events(), queued, "... and the refused request enqueued nothing")
 check(wait_for(lambda: ingest(["after"])[0] == 202, 20), "accepting again once Redis is back")
 
 finish(rt)

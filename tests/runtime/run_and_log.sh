@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `shield-runtime run FILE` exits with the file's status (a number, false is 1,
-# an error is 1 and is logged, nothing is 0), and every log event is one line in
-# both formats, a multi-line message (a traceback) included.
+# The command line (--version, --help, a usage error), `shield-runtime run
+# FILE`'s exit status (a number, false is 1, an error is 1 and is logged, nothing
+# is 0), and the log: one line per event in both formats (a traceback
+# included), the text fields, log.level filtering.
 set -u
 . "$(dirname "$0")/../lib/runtime.sh"
 
@@ -33,4 +34,22 @@ check "... that parses, with the message whole" python3 -c '
 import json, sys
 e = json.loads(open(sys.argv[1]).read())
 assert e["msg"] == "a\nb" and e["level"] == "error" and e["role"] == "run", e' "$T/err"
+
+run_lua text 'local log = require("shield").log
+log.info("visible at info")
+log.debug("hidden at info")'
+check "text lines: time, level, role[pid], message" \
+  grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z info  run\[[0-9]+\] visible at info$' "$T/err"
+check "log.level info leaves debug out" test "$(grep -c 'hidden at info' "$T/err")" -eq 0
+printf 'local c = dofile("%s")\nc.log.level = "warn"\nreturn c\n' "$(cfg text)" > "$T/warn.cfg.lua"
+printf 'local log = require("shield").log\nlog.info("an info")\nlog.warn("a warning")\n' > "$T/main.lua"
+(cd "$src" && "$bin" --config "$T/warn.cfg.lua" run "$T/main.lua") 2> "$T/err"
+check "log.level warn: warnings only" test "$(grep -c 'a warning' "$T/err") $(grep -c 'an info' "$T/err")" = "1 0"
+
+out=$("$bin" --version); check "--version exits 0" test $? -eq 0
+check "... printing the name and version" grep -qE '^shield-runtime [0-9]+\.[0-9]+\.[0-9]+$' <<<"$out"
+out=$("$bin" --help); check "--help exits 0" test $? -eq 0
+check "... printing the usage" grep -q '^usage: shield-runtime' <<<"$out"
+"$bin" --no-such-flag > /dev/null 2> "$T/err"; check "an unknown flag is a usage error (exit 2)" test $? -eq 2
+check "... naming it" grep -q "unknown argument .--no-such-flag." "$T/err"
 finish

@@ -29,12 +29,29 @@ check "no worker left behind" test "$left" -eq 0
 check "workers drained" grep -q "draining (shutdown): no new tasks" "$T/sup.log"
 SUP_PID=
 
+# --- SIGINT: the same graceful stop ------------------------------------------------
+cfg=$(write_config sigint 'script = "scripts/noop.lua", pool = { size = 1 }')
+start_supervisor "$cfg"
+check "a worker ready" wait_for 10 workers_ready 1
+kill -INT "$SUP_PID"
+wait "$SUP_PID"; status=$?
+check "SIGINT exits 0 (got $status)" test "$status" -eq 0
+check "... after a graceful shutdown" grep -q "Interrupt: graceful shutdown" "$T/sup.log"
+SUP_PID=
+
 # --- a second signal exits at once; JSON logs -------------------------------------
 cfg=$(write_config json 'script = "scripts/noop.lua", pool = { size = 2, graceful_shutdown_timeout = 30 }, log = { format = "json" }')
 start_supervisor "$cfg"
 check "workers up (json logs)" wait_for 10 grep -q '"msg":"ready: script' "$T/sup.log"
 check "log lines are JSON objects with time, level, role and slot" \
-  python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()] and None' "$T/sup.log"
+  python3 -c '
+import json, re, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", e["time"]), e
+    assert e["level"] in ("debug", "info", "warn", "error") and e["role"] in ("supervisor", "worker"), e
+    assert isinstance(e["slot"], int) and isinstance(e["pid"], int) and isinstance(e["msg"], str), e
+' "$T/sup.log"
 grep -m1 '"role":"worker"' "$T/sup.log" | grep -q '"slot":[01]' && ok "worker lines carry their slot" || fail "worker lines carry their slot"
 pids=$(pgrep -P "$SUP_PID" | tr '\n' ' ')
 # Hold the workers so the first SIGTERM cannot finish: stop them (SIGSTOP).
