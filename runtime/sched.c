@@ -267,7 +267,12 @@ static void finish(shr_thread_t *t, int ok) {
     }
   }
   t->finished = 1;
-  if (t->done) t->done(t, ok, co, t->done_data);
+  if (t->done)
+    t->done(t, ok, co, t->done_data);
+  else if (!ok && !t->joiners)
+    /* A spawned thread nobody waits on: its error would be lost. A later join
+     * still gets the error value. */
+    shr_error("light thread failed: %s", lua_tostring(co, 2));
   wake_joiners(t);
   thread_retire(t);
 }

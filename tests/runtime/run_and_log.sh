@@ -24,6 +24,13 @@ check "an error exits 1" test $? -eq 1
 check "... and is logged with its traceback on one line" \
   grep -qE '^[^ ]+ error +run\[[0-9]+\] [^ ]*main.lua:1: boom\\nstack traceback:\\n.*deep' "$T/err"
 
+run_lua text 'local shield = require("shield")
+local function fails() error("lost in a thread") end
+shield.spawn(fails)
+shield.sleep(10)'
+check "a spawned thread nobody joins logs its error with the traceback" \
+  grep -qE 'error +run\[[0-9]+\] light thread failed: [^ ]*main.lua:2: lost in a thread\\nstack traceback:.*main.lua:2' "$T/err"
+
 run_lua text 'require("shield").log.warn("first\nsecond\nthird")'
 check "shield.log.warn: one text line for a three-line message" test "$(grep -c . "$T/err")" -eq 1
 check "... with the newlines escaped" grep -q 'warn .*first\\nsecond\\nthird$' "$T/err"
