@@ -79,7 +79,8 @@ void shr_env_close(shr_env_t *env) {
   shr_lua_http_close(env);
   shr_lua_pg_close(env);
   if (env->redis) shr_redis_close(env->redis);
-  env->redis = NULL;
+  if (env->redis_blocking) shr_redis_close(env->redis_blocking);
+  env->redis = env->redis_blocking = NULL;
   lua_close(env->L);
   env->L = NULL;
 }

@@ -22,6 +22,7 @@ typedef struct shr_env {
   shr_sched_t *sched;             /* owned */
   const shr_config_t *config;     /* borrowed */
   struct shr_redis *redis;        /* ordinary commands; owned */
+  struct shr_redis *redis_blocking; /* scripts' blocking commands, made on first use; owned */
   struct shr_pg_pool *pg;         /* owned */
   struct shr_http_client *http;   /* owned */
   const char *role;               /* "worker", "run", "supervisor" */

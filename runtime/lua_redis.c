@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "env.h"
 #include "redis.h"
@@ -201,9 +202,52 @@ static void collect(lua_State *L, int first, int n, const char **argv, size_t *a
   for (int i = 0; i < n; i++) argv[i] = lua_tolstring(L, first + i, &argvlen[i]);
 }
 
-static shr_redis_t *client(lua_State *L) {
+static int named(const char *arg, size_t len, const char *name) {
+  return len == strlen(name) && strncasecmp(arg, name, len) == 0;
+}
+
+/* Whether a command named cmd blocks the connection it is sent on: 1 always,
+ * 2 when one of its arguments is BLOCK, 0 never. */
+static int blocking_kind(const char *cmd, size_t len) {
+  static const char *const always[] = {"BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP",
+                                       "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT", NULL};
+  for (int i = 0; always[i]; i++)
+    if (named(cmd, len, always[i])) return 1;
+  return named(cmd, len, "XREAD") || named(cmd, len, "XREADGROUP") ? 2 : 0;
+}
+
+static int blocking(int argc, const char **argv, const size_t *argvlen) {
+  int kind = argc ? blocking_kind(argv[0], argvlen[0]) : 0;
+  for (int i = 1; kind == 2 && i < argc; i++)
+    if (named(argv[i], argvlen[i], "BLOCK")) return 1;
+  return kind == 1;
+}
+
+/* The same for the command table at stack index idx (strings and numbers). */
+static int blocking_table(lua_State *L, int idx) {
+  size_t len;
+  lua_rawgeti(L, idx, 1);
+  const char *cmd = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  int kind = cmd ? blocking_kind(cmd, len) : 0;
+  lua_pop(L, 1);
+  for (int j = 2, m = (int)lua_objlen(L, idx); kind == 2 && j <= m; j++) {
+    lua_rawgeti(L, idx, j);
+    const char *arg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    int block = arg && named(arg, len, "BLOCK");
+    lua_pop(L, 1);
+    if (block) return 1;
+  }
+  return kind == 1;
+}
+
+/* The connection for a command: blocking ones get a connection of their own,
+ * so they never hold up the ordinary commands of the other threads. */
+static shr_redis_t *client(lua_State *L, int is_blocking) {
   shr_env_t *env = shr_env_of(L);
-  return env ? env->redis : NULL;
+  if (!env) return NULL;
+  if (!is_blocking) return env->redis;
+  if (!env->redis_blocking) env->redis_blocking = shr_redis_new(env->loop, env->config->redis_url, "blocking");
+  return env->redis_blocking;
 }
 
 static int not_connected(lua_State *L) {
@@ -218,12 +262,12 @@ static int l_call(lua_State *L) {
   int argc = lua_gettop(L);
   for (int i = 1; i <= (argc ? argc : 1); i++) to_arg(L, i, "call", i);
   shr_sched_current(L);
-  shr_redis_t *r = client(L);
-  if (!r) return not_connected(L);
   const char **argv;
   size_t *argvlen;
   vectors(L, argc, &argv, &argvlen);
   collect(L, 1, argc, argv, argvlen);
+  shr_redis_t *r = client(L, blocking(argc, argv, argvlen));
+  if (!r) return not_connected(L);
   lreq_t *req = req_new(L, 1, 0);
   shr_redis_command(r, on_reply, &req->slots[0], argc, argv, argvlen);
   return shr_sched_wait(L, &req->wait);
@@ -231,7 +275,7 @@ static int l_call(lua_State *L) {
 
 static int l_pipeline(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  int n = (int)lua_objlen(L, 1), widest = 0;
+  int n = (int)lua_objlen(L, 1), widest = 0, blocks = 0;
   /* Check every command before sending any, so misuse sends nothing. */
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
@@ -249,6 +293,7 @@ static int l_pipeline(lua_State *L) {
       lua_pop(L, 1);
     }
     if (m > widest) widest = m;
+    blocks = blocks || blocking_table(L, lua_gettop(L));
     lua_pop(L, 1);
   }
   shr_sched_current(L);
@@ -256,7 +301,7 @@ static int l_pipeline(lua_State *L) {
     lua_newtable(L);
     return 1;
   }
-  shr_redis_t *r = client(L);
+  shr_redis_t *r = client(L, blocks);
   if (!r) return not_connected(L);
   const char **argv;
   size_t *argvlen;
@@ -279,7 +324,7 @@ static int l_pipeline(lua_State *L) {
 }
 
 static int l_connected(lua_State *L) {
-  shr_redis_t *r = client(L);
+  shr_redis_t *r = client(L, 0);
   lua_pushboolean(L, r && shr_redis_connected(r));
   return 1;
 }
@@ -331,7 +376,7 @@ static int l_script_call(lua_State *L) {
   int nkeys = push_list(L, 2, "keys");
   int argc = nkeys + push_list(L, 3, "args");
   shr_sched_current(L);
-  shr_redis_t *r = client(L);
+  shr_redis_t *r = client(L, 0);
   if (!r) return not_connected(L);
   const char **argv;
   size_t *argvlen;

@@ -170,6 +170,30 @@ end)
 _, r, why = shield.join(th)
 t.eq(why, "timeout", "deadline: pipeline timeout")
 
+-- Blocking commands have a connection of their own: ordinary calls of other
+-- threads go on while they wait.
+local function ping_while(blocking_call)
+  local blocker = shield.spawn(blocking_call)
+  shield.sleep(20)
+  local t0 = shield.now()
+  local pong = redis.call("PING")
+  local ping_ms = shield.now() - t0
+  local _, a, b = shield.join(blocker)
+  return pong, ping_ms, a, b
+end
+local pong, ping_ms, got = ping_while(function() return redis.call("BLPOP", "never", 1) end)
+t.eq(pong, "PONG", "blocking: PING answered during a BLPOP")
+t.ok(ping_ms < 300, "... at once (" .. ping_ms .. " ms), not after the BLPOP's second")
+t.eq(got, nil, "... and the BLPOP still times out with nil")
+pong, ping_ms = ping_while(function() return redis.call("xread", "block", 500, "streams", "nostream", "$") end)
+t.ok(pong == "PONG" and ping_ms < 300, "blocking: XREAD BLOCK (any case) too (" .. ping_ms .. " ms)")
+pong, ping_ms, got = ping_while(function() return redis.pipeline({ { "PING" }, { "BRPOP", "never", 1 } }) end)
+t.ok(pong == "PONG" and ping_ms < 300, "blocking: a pipeline with a BRPOP too (" .. ping_ms .. " ms)")
+t.eq(got and got[1], "PONG", "... and the pipeline answers in order")
+redis.call("RPUSH", "handoff", "x")
+local popped = redis.call("BLPOP", "handoff", 1)
+t.eq(popped and popped[1] .. "=" .. popped[2], "handoff=x", "blocking: a BLPOP that finds an element returns it")
+
 -- Restart mid-run: in-flight calls fail, new ones fail fast, reconnect, scripts reload.
 local waiting = {}
 for i = 1, 5 do
