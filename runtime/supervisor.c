@@ -120,7 +120,41 @@ static void describe_exit(int status, char *buf, size_t len) {
     snprintf(buf, len, "stopped (status %d)", status);
 }
 
-static void on_worker_exit(shr_supervisor_t *s, int i, int status) {
+/* Events of the supervisor go through shield.emit from a light thread:
+ * emit_begin pushes the function, kind and an empty data table of nfields (0,
+ * or -1 with nothing pushed when the environment is not up); the caller fills
+ * the table, emit_send starts the thread. */
+static int emit_begin(shr_supervisor_t *s, const char *kind, int nfields) {
+  if (!s->env_ready) return -1;
+  lua_State *L = s->env.L;
+  if (shr_lua_require_field(L, "shield", "emit") != 0) {
+    shr_warn("cannot emit %s: %s", kind, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  lua_pushstring(L, kind);
+  lua_createtable(L, 0, nfields);
+  return 0;
+}
+
+static void emit_send(shr_supervisor_t *s) { shr_sched_spawn(s->env.sched, 2, NULL, NULL); }
+
+/* A worker that did not stop by itself cannot say so: worker.stopped for it. */
+static void emit_worker_lost(shr_supervisor_t *s, int i, int pid, const char *how) {
+  lua_State *L = s->env.L;
+  if (emit_begin(s, "worker.stopped", 4) != 0) return;
+  lua_pushinteger(L, i);
+  lua_setfield(L, -2, "slot");
+  lua_pushinteger(L, pid);
+  lua_setfield(L, -2, "pid");
+  lua_pushstring(L, how);
+  lua_setfield(L, -2, "reason");
+  lua_pushnumber(L, (lua_Number)atomic_load(&s->sb->slots[i].tasks_done));
+  lua_setfield(L, -2, "tasks_done");
+  emit_send(s);
+}
+
+static void on_worker_exit(shr_supervisor_t *s, int i, int pid, int status) {
   shr_slot_t *slot = &s->sb->slots[i];
   slot_control_t *c = &s->control[i];
   char how[128];
@@ -133,6 +167,7 @@ static void on_worker_exit(shr_supervisor_t *s, int i, int status) {
     return;
   }
   int planned = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!planned) emit_worker_lost(s, i, pid, how);
   uint64_t lived = shr_monotonic_ms() - atomic_load(&slot->started_ms);
   if (planned) {
     shr_info("worker %d %s after %llu tasks (recycled)", i, how, (unsigned long long)atomic_load(&slot->tasks_done));
@@ -165,7 +200,7 @@ static void on_sigchld(uv_signal_t *h, int signum) {
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
     for (int i = 0; i < s->sb->nslots; i++) {
       if (atomic_load(&s->sb->slots[i].pid) == pid) {
-        on_worker_exit(s, i, status);
+        on_worker_exit(s, i, pid, status);
         break;
       }
     }
@@ -298,18 +333,9 @@ static void begin_shutdown(shr_supervisor_t *s, int signum) {
 
 static void on_term(uv_signal_t *h, int signum) { begin_shutdown(h->data, signum); }
 
-/* runtime.reloaded or runtime.reload_failed (with error) through shield.emit,
- * from a light thread of the supervisor's environment. */
 static void emit_reload_event(shr_supervisor_t *s, const char *version, const char *err) {
-  if (!s->env_ready) return;
   lua_State *L = s->env.L;
-  if (shr_lua_require_field(L, "shield", "emit") != 0) {
-    shr_warn("cannot emit the reload event: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return;
-  }
-  lua_pushstring(L, err ? "runtime.reload_failed" : "runtime.reloaded");
-  lua_createtable(L, 0, 3);
+  if (emit_begin(s, err ? "runtime.reload_failed" : "runtime.reloaded", 3) != 0) return;
   lua_pushstring(L, s->cfg->script);
   lua_setfield(L, -2, "script");
   lua_pushstring(L, version);
@@ -318,7 +344,7 @@ static void emit_reload_event(shr_supervisor_t *s, const char *version, const ch
     lua_pushstring(L, err);
     lua_setfield(L, -2, "error");
   }
-  shr_sched_spawn(s->env.sched, 2, NULL, NULL);
+  emit_send(s);
 }
 
 /* Keeps src as the source new workers start from; 0, or -1 out of memory. */

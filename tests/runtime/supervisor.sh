@@ -15,6 +15,11 @@ new_in_slot_1() { local p; p=$(worker_pid 1); [[ -n $p && $p != "$old" ]] && ali
 check "killed worker re-forked in slot 1 within 2 s" wait_for 2 new_in_slot_1
 check "the kill was reported" grep -q "worker 1 killed by signal 9" "$T/sup.log"
 check "the other slots kept their workers" test "$(worker_pid 0) $(worker_pid 2)" = "$keep0 $keep2"
+events() { redis XRANGE shield:events - + | grep -A5 -x "$1" | grep '^{'; }
+lost_event() { events worker.stopped | grep "\"pid\":$old[,}]" | grep -q 'killed by signal 9'; }
+check "a worker.stopped event for the killed worker, with the signal" wait_for 5 lost_event
+started_event() { events worker.started | grep -q "\"pid\":$(worker_pid 1)[,}]"; }
+check "a worker.started event for its successor" wait_for 5 started_event
 pids=$(pgrep -P "$SUP_PID" | sort | tr '\n' ' ')
 
 # --- SIGTERM: the whole tree exits 0 within the timeout ---------------------------
