@@ -53,6 +53,23 @@ check "job keeps the error message" grep -q "refused chunk" <<<"$(redis HGET "jo
 check "other jobs unaffected" verify once "$T/ok.txt"
 stop_supervisor
 
+# --- no retry() in the script: the default policy; shield.fail{retryable=false} ---
+fresh
+cp "$here/default_retry.lua" "$T/default_retry.lua"
+start_supervisor "$(write_config default_retry 'script = "'"$T"'/default_retry.lua", pool = { size = 1, retry_attempts = 2 }')"
+flaky=$(lua "$here/enqueue.lua" 1 1 '{}')
+final=$(lua "$here/enqueue.lua" 1 1 '{"final":true}')
+ended() { [[ $(redis HGET "job:$flaky" status) == failed && $(redis HGET "job:$final" status) == failed ]]; }
+check "both failing jobs end failed" wait_for 30 ended
+check "a plain error is retried up to retry_attempts (2 attempts)" \
+  test "$(redis LRANGE "test:attempts:$flaky:0" 0 -1 | paste -sd,)" = "1,2"
+check "shield.fail{retryable=false} is dead-lettered at once (1 attempt)" \
+  test "$(redis LRANGE "test:attempts:$final:0" 0 -1 | paste -sd,)" = "1"
+dead=$(redis XRANGE shield:ingestion_queue:dead - + | tr '\n' ' ')
+check "... with its message" grep -q "error bad input in $final:0 attempts 1" <<<"$dead"
+check "the retried chunk's dead letter says 2 attempts" grep -q "flaky service for $flaky:0 attempts 2" <<<"$dead"
+stop_supervisor
+
 # --- entries without the default fields; metadata that is not JSON --------------
 fresh
 plain=$(lua "$here/enqueue.lua" 1 2 '{}')
