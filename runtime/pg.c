@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "log.h"
 
 #define CONNECT_TIMEOUT_MS 10000 /* when the conninfo sets no connect_timeout */
@@ -67,7 +68,7 @@ struct shr_pg_pool {
   qlist_t done;         /* failures and grants, delivered from the defer timer */
   uv_timer_t defer;
   uv_timer_t backoff;
-  uint64_t backoff_ms;  /* current delay, 0 after a success */
+  unsigned backoff_ms;   /* current delay, 0 after a success */
   int backing_off;      /* connecting failed recently: fail queries at once */
   int failing;          /* the last connect failed */
   char down_err[ERR_MAX];
@@ -304,8 +305,7 @@ static void connect_failed(shr_pg_conn_t *c, const char *msg) {
   /* Sessions failing together (the server went away) count as one failure. */
   if (!p->backing_off) {
     p->backing_off = 1;
-    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (p->backoff_ms > BACKOFF_MAX_MS) p->backoff_ms = BACKOFF_MAX_MS;
+    p->backoff_ms = shr_backoff_next(p->backoff_ms, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     uv_timer_start(&p->backoff, on_backoff, p->backoff_ms, 0);
   }
   dispatch(p);

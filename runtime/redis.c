@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "redis_uv.h"
 
@@ -232,7 +233,7 @@ static void lost(shr_redis_t *r, redisAsyncContext *ac, const char *why) {
   fail_queue(r, "redis: not connected");
   if (r->state != ST_DOWN) return; /* a callback closed the client */
   schedule(r, r->backoff_ms);
-  r->backoff_ms = r->backoff_ms * 2 > SHR_REDIS_BACKOFF_MAX_MS ? SHR_REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+  r->backoff_ms = shr_backoff_next(r->backoff_ms, SHR_REDIS_BACKOFF_MIN_MS, SHR_REDIS_BACKOFF_MAX_MS);
 }
 
 /* Frees the current connection from outside hiredis: in-flight commands get

@@ -376,9 +376,19 @@ static void test_restart(shr_redis_t *r) {
   CHECK(wait_for(&a.done, 1, 3000));
   CHECK_STR("redis: not connected", a.err);
 
-  /* Attempts go on, refused, without piling anything up. */
-  want_failures = shr_redis_stats(r)->connect_failures + 2;
-  CHECK(wait_cond(failures_reached, r, 5000));
+  /* Attempts go on, refused, without piling anything up, each gap about twice
+   * the one before (capped exponential backoff). */
+  uint64_t at[3];
+  for (int k = 0; k < 3; k++) {
+    want_failures = shr_redis_stats(r)->connect_failures + 1;
+    CHECK(wait_cond(failures_reached, r, 6000));
+    uv_update_time(&loop);
+    at[k] = uv_now(&loop);
+  }
+  uint64_t gap1 = at[1] - at[0], gap2 = at[2] - at[1];
+  int doubling = gap1 >= SHR_REDIS_BACKOFF_MIN_MS && gap2 >= gap1 * 3 / 2 && gap2 <= gap1 * 3;
+  CHECK(doubling);
+  if (!doubling) fprintf(stderr, "reconnect gaps: %llu then %llu ms\n", (unsigned long long)gap1, (unsigned long long)gap2);
   server("redis-start");
   CHECK(connected_flag(r, 15000));
   CHECK_INT(1, (long long)shr_redis_stats(r)->reconnects);
