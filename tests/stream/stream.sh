@@ -70,6 +70,19 @@ check "... with its message" grep -q "error bad input in $final:0 attempts 1" <<
 check "the retried chunk's dead letter says 2 attempts" grep -q "flaky service for $flaky:0 attempts 2" <<<"$dead"
 stop_supervisor
 
+# --- the chunk's deadline (pool.timeout_seconds) cancels its query -----------------
+fresh
+cp "$here/slow_query.lua" "$T/slow_query.lua"
+start_supervisor "$(write_config deadline 'script = "'"$T"'/slow_query.lua", pool = { size = 1, timeout_seconds = 1 }')"
+slow=$(lua "$here/enqueue.lua" 1 1 '{}')
+slow_failed() { [[ $(redis HGET "job:$slow" status) == failed ]]; }
+check "a chunk past its deadline fails" wait_for 15 slow_failed
+check "... with the timeout as its error" grep -q "postgres: timeout" <<<"$(redis HGET "job:$slow" error_message)"
+sleeping() { psql -X -A -t -q "$SHIELD_TEST_PG_URL" -c "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'"; }
+none_sleeping() { [[ $(sleeping) == 0 ]]; }
+check "... and its query was cancelled on the server" wait_for 5 none_sleeping
+stop_supervisor
+
 # --- entries without the default fields; metadata that is not JSON --------------
 fresh
 plain=$(lua "$here/enqueue.lua" 1 2 '{}')
