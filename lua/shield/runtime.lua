@@ -137,6 +137,11 @@ function _M.run_task(module, ctx, max_attempts, message_id, ...)
     return "dead", partial.job_id or "", partial.chunk_id or "", 0, malformed
   end
   local ok, result = xpcall(module.process, keep_traceback, task, ctx)
+  if ok and shield.deadline_left() == 0 then
+    -- The script went on past the timeouts its calls got: too late to count.
+    ok, result = false, "deadline exceeded: process() returned after pool.timeout_seconds"
+    last_traceback = result
+  end
   if ok then
     return "ok", task.job_id, task.chunk_id, 0, "", result
   end

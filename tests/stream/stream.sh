@@ -68,19 +68,38 @@ check "shield.fail{retryable=false} is dead-lettered at once (1 attempt)" \
 dead=$(redis XRANGE shield:ingestion_queue:dead - + | tr '\n' ' ')
 check "... with its message" grep -q "error bad input in $final:0 attempts 1" <<<"$dead"
 check "the retried chunk's dead letter says 2 attempts" grep -q "flaky service for $flaky:0 attempts 2" <<<"$dead"
+seen=$(redis HGETALL "test:seen:$final:0" | paste -sd' ')
+check "task.message_id is the stream entry's id; ctx has the slot, script version and lightrag config" \
+  grep -qE '^message_id [0-9]+-[0-9]+ slot 0 script_version [0-9a-f]{16} lightrag table$' <<<"$seen"
 stop_supervisor
 
 # --- the chunk's deadline (pool.timeout_seconds) cancels its query -----------------
 fresh
 cp "$here/slow_query.lua" "$T/slow_query.lua"
-start_supervisor "$(write_config deadline 'script = "'"$T"'/slow_query.lua", pool = { size = 1, timeout_seconds = 1 }')"
+start_supervisor "$(write_config deadline 'script = "'"$T"'/slow_query.lua", pool = { size = 1, timeout_seconds = 1, retry_attempts = 1 }')"
 slow=$(lua "$here/enqueue.lua" 1 1 '{}')
+late=$(lua "$here/enqueue.lua" 1 1 '{"ignore":true}')
 slow_failed() { [[ $(redis HGET "job:$slow" status) == failed ]]; }
 check "a chunk past its deadline fails" wait_for 15 slow_failed
 check "... with the timeout as its error" grep -q "postgres: timeout" <<<"$(redis HGET "job:$slow" error_message)"
 sleeping() { psql -X -A -t -q "$SHIELD_TEST_PG_URL" -c "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60)%'"; }
 none_sleeping() { [[ $(sleeping) == 0 ]]; }
 check "... and its query was cancelled on the server" wait_for 5 none_sleeping
+late_failed() { [[ $(redis HGET "job:$late" status) == failed ]]; }
+check "a chunk that ignores its timeouts and returns late fails too" wait_for 15 late_failed
+check "... as deadline exceeded" grep -q "deadline exceeded" <<<"$(redis HGET "job:$late" error_message)"
+stop_supervisor
+
+# --- entries left pending by a consumer that is gone: the supervisor reclaims ----
+fresh
+lua "$here/enqueue.lua" 1 3 > "$T/ghost.txt"
+redis XGROUP CREATE shield:ingestion_queue lightrag-workers 0 MKSTREAM > /dev/null
+redis XREADGROUP GROUP lightrag-workers gone-host-w9 COUNT 3 STREAMS shield:ingestion_queue '>' > /dev/null
+start_supervisor "$(write_config reclaim 'script = "'"$T"'/counting.lua", pool = { size = 1, timeout_seconds = 1 }')"
+# Reclaimed once idle past the deadline plus 30 s, by a scan every 5 s.
+check "entries of a gone consumer are reclaimed and processed" wait_for 60 drained
+check "... each once" verify once "$T/ghost.txt"
+check "... reported" grep -q 'reclaimed entries of gone consumers: 3 requeued' "$T/sup.log"
 stop_supervisor
 
 # --- entries without the default fields; metadata that is not JSON --------------
@@ -174,6 +193,9 @@ check "a broken edit is refused" wait_for 20 broken
 check "... naming file and line" grep -q "$T/counting.lua:2:" "$T/sup.log"
 failed_event() { events runtime.reload_failed | grep -q 'counting.lua:2:'; }
 check "... in a runtime.reload_failed event with the error" wait_for 5 failed_event
+printf 'local M = {}\nfunction M.init() error("init refuses") end\nfunction M.process() end\nreturn M\n' > "$T/counting.lua"
+init_refused() { grep -q 'reload failed, keeping script version .*init failed: .*init refuses' "$T/sup.log"; }
+check "an edit whose init raises is refused too" wait_for 20 init_refused
 lua "$here/enqueue.lua" 2 10 > "$T/jobs2.txt"
 check "the old version keeps working" wait_for 30 drained
 check "... and processes new tasks" verify once "$T/jobs2.txt"
