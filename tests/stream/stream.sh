@@ -167,6 +167,9 @@ gens=$(grep -c 'recycled' "$T/sup.log")
 check "20 worker generations ($gens recycles)" test "$gens" -ge 16
 crashes=$(grep -c -e 'killed by signal' -e 'crashes in a row' "$T/sup.log")
 check "every recycled worker exited cleanly ($crashes crashes)" test "$crashes" -eq 0
+stopped=$(redis XRANGE shield:events - + | grep -A5 -x worker.stopped | grep '"reason":"recycled"')
+check "each recycle emits worker.stopped with the worker's counts" \
+  grep -q '"tasks_done":50[,}]' <<<"$stopped"
 check "every task processed exactly once" verify once "$T/jobs.txt"
 stop_supervisor
 
