@@ -613,16 +613,12 @@ static void on_retry_timer(uv_timer_t *h) {
 
 static int load_runner(shr_consumer_t *c) {
   lua_State *L = c->env->L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "shield.runtime");
-  if (lua_pcall(L, 1, 1, 0) != 0) {
+  if (shr_lua_require_field(L, "shield.runtime", "run_task") != 0) {
     shr_error("cannot load shield.runtime: %s", lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;
   }
-  lua_getfield(L, -1, "run_task");
   c->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
   return 0;
 }
 

@@ -116,16 +116,12 @@ int shr_script_start_init(shr_env_t *env, const shr_script_t *s, int timeout_ms,
   if (!call) return -1;
   call->done = done;
   call->data = data;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "shield.runtime");
-  if (shr_lua_pcall(L, 1, 1) != 0) {
+  if (shr_lua_require_field(L, "shield.runtime", "init_script") != 0) {
     done(data, 0, lua_tostring(L, -1));
     lua_pop(L, 1);
     free(call);
     return 0;
   }
-  lua_getfield(L, -1, "init_script");
-  lua_remove(L, -2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->module_ref);
   shr_thread_t *t = shr_sched_spawn(env->sched, 1, on_init_done, call);
   if (!t) {

@@ -456,15 +456,11 @@ static int start_env(shr_supervisor_t *s) {
   if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");
   host[sizeof host - 1] = '\0';
   lua_State *L = s->env.L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "shield.supervisor.main");
-  if (shr_lua_pcall(L, 1, 1) != 0) {
+  if (shr_lua_require_field(L, "shield.supervisor.main", "run") != 0) {
     shr_error("%s", lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;
   }
-  lua_getfield(L, -1, "run");
-  lua_remove(L, -2);
   lua_pushstring(L, host);
   shr_sched_spawn(s->env.sched, 1, on_maintenance_started, s);
   return 0;

@@ -84,16 +84,12 @@ static void set_count(lua_State *L, const char *name, uint64_t v) {
  * thread (the script's event() may shape it); done runs when it was sent. */
 static void emit_worker_event(worker_t *w, const char *kind, const char *reason, shr_thread_done_cb done) {
   lua_State *L = w->env.L;
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "shield.runtime");
-  if (lua_pcall(L, 1, 1, 0) != 0) {
+  if (shr_lua_require_field(L, "shield.runtime", "emit") != 0) {
     shr_warn("cannot emit %s: %s", kind, lua_tostring(L, -1));
     lua_pop(L, 1);
     if (done) done(NULL, 1, L, w);
     return;
   }
-  lua_getfield(L, -1, "emit");
-  lua_remove(L, -2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->script.module_ref);
   lua_pushstring(L, kind);
   lua_createtable(L, 0, 10);
