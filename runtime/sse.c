@@ -1,10 +1,12 @@
 #include "sse.h"
 
+#include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "lua_host.h"
 #include "redis.h"
 
 #define KEEPALIVE_MS 15000
@@ -36,6 +38,7 @@ struct shr_sse {
   uv_timer_t keepalive;
   uv_timer_t retry;
   int handles_open; /* freed when both timers have closed */
+  int shape_ref;    /* shield.events.shape in the supervisor's Lua state */
 };
 
 static void read_next(shr_sse_t *h);
@@ -95,32 +98,71 @@ static int sub_write(sub_t *s, const char *text, size_t len) {
   return 0;
 }
 
-/* One entry ([id, [field, value, ...]]) as an SSE message, if it is for s. */
-static void deliver(sub_t *s, const redisReply *entry) {
-  if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) return;
-  const char *id = entry->element[0]->str;
+/* ---- events ---- */
+
+typedef struct {
+  const char *id, *type, *job, *data;
+} event_t;
+
+/* One entry ([id, [field, value, ...]]) of the events stream; 0, or -1 if it
+ * has not that shape. The strings point into the reply. */
+static int parse_entry(const redisReply *entry, event_t *ev) {
+  if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || !entry->element[0]->str) return -1;
   const redisReply *f = entry->element[1];
-  if (f->type != REDIS_REPLY_ARRAY) return;
-  const char *type = "", *job = "", *data = "{}";
+  if (f->type != REDIS_REPLY_ARRAY) return -1;
+  *ev = (event_t){.id = entry->element[0]->str, .type = "", .job = "", .data = "{}"};
   for (size_t i = 0; i + 1 < f->elements; i += 2) {
     const char *k = f->element[i]->str, *v = f->element[i + 1]->str;
     if (!k || !v) continue;
     if (strcmp(k, "type") == 0)
-      type = v;
+      ev->type = v;
     else if (strcmp(k, "job_id") == 0)
-      job = v;
+      ev->job = v;
     else if (strcmp(k, "data") == 0)
-      data = v;
+      ev->data = v;
   }
-  snprintf(s->cursor, sizeof s->cursor, "%s", id);
-  if (s->job_id[0] && strcmp(s->job_id, job) != 0) return;
-  size_t need = strlen(id) + strlen(type) + strlen(data) + 32;
+  return 0;
+}
+
+/* Passes ev's payload through the script's event() hook (shield.events.shape):
+ * leaves one value on the supervisor's Lua stack, which ev->data may point
+ * into until the caller pops it. */
+static void shape(shr_sse_t *h, event_t *ev) {
+  lua_State *L = h->env->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_ref);
+  lua_pushstring(L, ev->type);
+  lua_pushstring(L, ev->data);
+  if (lua_pcall(L, 2, 1, 0) != 0) {
+    shr_warn("shaping a %s event: %s", ev->type, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) ev->data = lua_tostring(L, -1);
+}
+
+static int wants(const sub_t *s, const event_t *ev) { return !s->job_id[0] || strcmp(s->job_id, ev->job) == 0; }
+
+/* ev as an SSE message to s, if it is for s. */
+static void send_event(sub_t *s, const event_t *ev) {
+  snprintf(s->cursor, sizeof s->cursor, "%s", ev->id);
+  if (!wants(s, ev)) return;
+  size_t need = strlen(ev->id) + strlen(ev->type) + strlen(ev->data) + 32;
   char stack[2048];
   char *text = need <= sizeof stack ? stack : malloc(need);
   if (!text) return;
-  int n = snprintf(text, need, "id: %s\nevent: %s\ndata: %s\n\n", id, type, data);
+  int n = snprintf(text, need, "id: %s\nevent: %s\ndata: %s\n\n", ev->id, ev->type, ev->data);
   sub_write(s, text, (size_t)n);
   if (text != stack) free(text);
+}
+
+/* One entry of a catch-up page to s. */
+static void deliver(sub_t *s, const redisReply *entry) {
+  event_t ev;
+  if (parse_entry(entry, &ev) != 0) return;
+  int shaped = wants(s, &ev);
+  if (shaped) shape(s->hub, &ev);
+  send_event(s, &ev);
+  if (shaped) lua_pop(s->hub->env->L, 1);
 }
 
 /* ---- catching up with XRANGE ---- */
@@ -243,6 +285,22 @@ void shr_sse_subscribe(shr_sse_t *h, shr_http_req_t *req) {
 
 static void on_retry(uv_timer_t *t) { read_next(t->data); }
 
+/* A live entry to every subscriber following live, shaped once, when the
+ * first subscriber that wants it is found. */
+static void fan_out(shr_sse_t *h, event_t *ev) {
+  int shaped = 0;
+  for (sub_t *s = h->subs, *next; s; s = next) {
+    next = s->next;
+    if (!s->live || compare_ids(ev->id, s->cursor) <= 0) continue;
+    if (!shaped && wants(s, ev)) {
+      shape(h, ev);
+      shaped = 1;
+    }
+    send_event(s, ev);
+  }
+  if (shaped) lua_pop(h->env->L, 1);
+}
+
 static void on_read(shr_redis_t *r, redisReply *reply, const char *err, void *data) {
   shr_sse_t *h = data;
   if (!h->reader) return; /* closing */
@@ -261,12 +319,10 @@ static void on_read(shr_redis_t *r, redisReply *reply, const char *err, void *da
   if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
     const redisReply *entries = reply->element[0]->element[1];
     for (size_t i = 0; i < entries->elements; i++) {
-      const redisReply *e = entries->element[i];
-      for (sub_t *s = h->subs, *next; s; s = next) {
-        next = s->next;
-        if (s->live && compare_ids(e->element[0]->str, s->cursor) > 0) deliver(s, e);
-      }
-      snprintf(h->last_id, sizeof h->last_id, "%s", e->element[0]->str);
+      event_t ev;
+      if (parse_entry(entries->element[i], &ev) != 0) continue;
+      fan_out(h, &ev);
+      snprintf(h->last_id, sizeof h->last_id, "%s", ev.id);
     }
   }
   read_next(h);
@@ -300,8 +356,16 @@ shr_sse_t *shr_sse_new(shr_env_t *env) {
   if (!h) return NULL;
   h->env = env;
   snprintf(h->last_id, sizeof h->last_id, "0-0");
+  if (shr_lua_require_field(env->L, "shield.events", "shape") != 0) {
+    shr_error("events: %s", lua_tostring(env->L, -1));
+    lua_pop(env->L, 1);
+    free(h);
+    return NULL;
+  }
+  h->shape_ref = luaL_ref(env->L, LUA_REGISTRYINDEX);
   h->reader = shr_redis_new(env->loop, env->config->redis_url, "events reader");
   if (!h->reader) {
+    luaL_unref(env->L, LUA_REGISTRYINDEX, h->shape_ref);
     free(h);
     return NULL;
   }
@@ -322,6 +386,7 @@ void shr_sse_close(shr_sse_t *h) {
   shr_redis_t *reader = h->reader;
   h->reader = NULL;
   shr_redis_close(reader);
+  luaL_unref(h->env->L, LUA_REGISTRYINDEX, h->shape_ref);
   while (h->subs) {
     sub_t *s = h->subs;
     h->subs = s->next;

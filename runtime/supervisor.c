@@ -15,6 +15,7 @@
 #include "log.h"
 #include "lua_host.h"
 #include "lua_supervisor.h"
+#include "script.h"
 #include "script_probe.h"
 #include "sd_notify.h"
 #include "worker.h"
@@ -49,6 +50,7 @@ struct shr_supervisor {
   shr_api_t *api;
   int shutting_down;
   int exit_status;
+  int ready_sent;             /* READY=1 told to systemd: every worker ran */
   char script_version[17];
   /* The source of script_version: workers forked later start from it, not from
    * the file, which a failed reload leaves broken on disk. */
@@ -210,9 +212,22 @@ static void on_sigchld(uv_signal_t *h, int signum) {
 
 /* ---- watching: stalls and delayed re-forks ---- */
 
+static int all_workers_running(shr_supervisor_t *s) {
+  for (int i = 0; i < s->sb->nslots; i++) {
+    int state = atomic_load(&s->sb->slots[i].state);
+    if (state != SHR_WORKER_IDLE && state != SHR_WORKER_BUSY) return 0;
+  }
+  return 1;
+}
+
 static void on_watch(uv_timer_t *h) {
   shr_supervisor_t *s = h->data;
   uint64_t now = shr_monotonic_ms();
+  if (!s->ready_sent && !s->shutting_down && all_workers_running(s)) {
+    s->ready_sent = 1;
+    shr_sd_notify("READY=1\nSTATUS=running");
+    shr_info("ready: all %d workers run the script", s->sb->nslots);
+  }
   uint64_t stall_ms = (uint64_t)s->cfg->pool_stall_seconds * 1000;
   for (int i = 0; i < s->sb->nslots; i++) {
     shr_slot_t *slot = &s->sb->slots[i];
@@ -347,6 +362,34 @@ static void emit_reload_event(shr_supervisor_t *s, const char *version, const ch
   emit_send(s);
 }
 
+/* Hands the event() function of the kept source to shield.events, which shapes
+ * what Server-Sent Events subscribers receive. The script's top level runs
+ * again here, in the supervisor's state; init does not. */
+static void install_event_hook(shr_supervisor_t *s) {
+  lua_State *L = s->env.L;
+  char err[1024];
+  shr_script_t module = {.module_ref = LUA_NOREF};
+  if (shr_script_load_source(L, s->cfg->script, s->script_src, s->script_len, &module, err, sizeof err) != 0)
+    shr_warn("events are sent with default payloads: %s", err);
+  if (shr_lua_require_field(L, "shield.events", "set_hook") != 0) {
+    shr_error("events: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  } else {
+    if (module.module_ref == LUA_NOREF) {
+      lua_pushnil(L);
+    } else {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, module.module_ref);
+      lua_getfield(L, -1, "event");
+      lua_remove(L, -2);
+    }
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+      shr_error("events: %s", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  if (module.module_ref != LUA_NOREF) shr_script_release(L, &module);
+}
+
 /* Keeps src as the source new workers start from; 0, or -1 out of memory. */
 static int keep_source(shr_supervisor_t *s, const char *version, const char *src, size_t len) {
   char *copy = malloc(len ? len : 1);
@@ -363,7 +406,8 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
                              size_t len) {
   shr_supervisor_t *s = data;
   s->reload_in_progress = 0;
-  shr_sd_notify(ok ? "READY=1\nSTATUS=running" : "READY=1\nSTATUS=running; last reload failed");
+  if (s->ready_sent)
+    shr_sd_notify(ok ? "READY=1\nSTATUS=running" : "READY=1\nSTATUS=running; last reload failed");
   if (!ok) {
     snprintf(s->reload_error, sizeof s->reload_error, "%s", err);
     s->reloads_failed++;
@@ -384,6 +428,7 @@ static void on_reload_probed(void *data, int ok, const char *err, const char *ve
   shr_info("reload: script %s compiled and initialised (version %s); swapping workers to it", s->cfg->script,
            version);
   emit_reload_event(s, version, NULL);
+  install_event_hook(s);
   for (int i = 0; i < s->sb->nslots; i++) {
     int pid = atomic_load(&s->sb->slots[i].pid);
     if (pid > 0) kill(pid, SIGUSR1);
@@ -463,6 +508,7 @@ static int start_env(shr_supervisor_t *s) {
   }
   lua_pushstring(L, host);
   shr_sched_spawn(s->env.sched, 1, on_maintenance_started, s);
+  install_event_hook(s);
   return 0;
 }
 
@@ -474,7 +520,6 @@ static void start_workers(shr_supervisor_t *s) {
   uv_timer_start(&s->watch, on_watch, WATCH_INTERVAL_MS, WATCH_INTERVAL_MS);
   shr_info("running: %d workers, concurrency %d each, script %s (version %s)", s->sb->nslots,
            s->cfg->pool_concurrency, s->cfg->script, s->script_version);
-  shr_sd_notify("READY=1\nSTATUS=running");
   uint64_t wd = shr_sd_watchdog_ms();
   if (wd) uv_timer_start(&s->sd_watchdog, on_sd_watchdog, wd / 2, wd / 2);
 }

@@ -81,7 +81,7 @@ static void set_count(lua_State *L, const char *name, uint64_t v) {
 }
 
 /* Emits worker.started / worker.stopped through shield.runtime.emit in a light
- * thread (the script's event() may shape it); done runs when it was sent. */
+ * thread; done runs when it was sent. */
 static void emit_worker_event(worker_t *w, const char *kind, const char *reason, shr_thread_done_cb done) {
   lua_State *L = w->env.L;
   if (shr_lua_require_field(L, "shield.runtime", "emit") != 0) {
@@ -90,7 +90,6 @@ static void emit_worker_event(worker_t *w, const char *kind, const char *reason,
     if (done) done(NULL, 1, L, w);
     return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->script.module_ref);
   lua_pushstring(L, kind);
   lua_createtable(L, 0, 10);
   lua_pushinteger(L, w->slot_index);
@@ -106,7 +105,7 @@ static void emit_worker_event(worker_t *w, const char *kind, const char *reason,
   set_count(L, "chunks_ok_total", atomic_load(&w->slot->chunks_ok));
   set_count(L, "chunks_retried_total", atomic_load(&w->slot->chunks_retried));
   set_count(L, "chunks_dead_total", atomic_load(&w->slot->chunks_dead));
-  shr_thread_t *t = shr_sched_spawn(w->env.sched, 3, done, w);
+  shr_thread_t *t = shr_sched_spawn(w->env.sched, 2, done, w);
   if (t) shr_thread_set_deadline(t, uv_now(&w->loop) + 2000);
 }
 
@@ -193,9 +192,11 @@ static void on_init_done(void *data, int ok, const char *err) {
     return;
   }
   shr_consumer_on_recycle(w->consumer, on_recycle, w);
+  /* Logged before the state moves: the supervisor's "all workers run" line,
+   * which the state triggers, then always follows it. */
+  shr_info("ready: script %s version %s, consumer %s", w->cfg->script, w->script.version, name);
   set_state(w, SHR_WORKER_IDLE);
   emit_worker_event(w, "worker.started", "started", NULL);
-  shr_info("ready: script %s version %s, consumer %s", w->cfg->script, w->script.version, name);
 }
 
 static uv_async_t *term_async, *usr1_async;

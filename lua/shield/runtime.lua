@@ -102,17 +102,9 @@ local function decide(module, task, err, max_attempts)
   return "dead", 0
 end
 
--- Emits a runtime event (worker.started, worker.stopped, ...), its payload
--- passed through the script's event(kind, fields) when it has one.
-function _M.emit(module, kind, fields)
-  if module and module.event then
-    local ok, custom = pcall(module.event, kind, fields)
-    if ok and type(custom) == "table" then
-      fields = custom
-    elseif not ok then
-      shield.log.warn("event() of the script failed for " .. kind .. ":", custom)
-    end
-  end
+-- Emits a runtime event (worker.started, worker.stopped, ...) with its default
+-- payload (the script's event() shapes it for subscribers: shield.events).
+function _M.emit(kind, fields)
   local id, err = shield.emit(kind, fields)
   if not id then
     shield.log.warn("cannot emit " .. kind .. ":", err)

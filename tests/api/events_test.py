@@ -6,60 +6,11 @@ import socket
 import threading
 import time
 
-from shieldtest import Runtime, check, eq, finish, redis, servers, wait_for
+from shieldtest import SSE, Runtime, check, eq, finish, redis, servers, wait_for
 
 import os
 rt = Runtime(script=os.path.join(os.path.dirname(os.path.abspath(__file__)), "steps_script.lua"),
              pool={"size": 2, "concurrency": 16, "batch_size": 20})
-
-
-class SSE:
-    """A raw-socket Server-Sent Events client."""
-
-    def __init__(self, path, last_event_id=None):
-        self.sock = socket.create_connection(("127.0.0.1", rt.port), timeout=30)
-        extra = "Last-Event-ID: %s\r\n" % last_event_id if last_event_id else ""
-        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, extra)).encode())
-        self.buf = b""
-        head = self._until(b"\r\n\r\n")
-        self.status = int(head.split(b" ")[1])
-        self.headers = head.decode().lower()
-
-    def _until(self, sep):
-        while sep not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError
-            self.buf += data
-        part, self.buf = self.buf.split(sep, 1)
-        return part
-
-    def event(self):
-        """The next message with an id: (id, event, data); comments and retry skipped."""
-        while True:
-            block = self._until(b"\n\n").decode()
-            fields = {}
-            for line in block.split("\n"):
-                if line.startswith(":"):
-                    continue
-                k, _, v = line.partition(": ")
-                fields[k] = v
-            if "id" in fields:
-                return fields["id"], fields.get("event"), fields.get("data")
-            if "retry" in fields:
-                self.retry = fields["retry"]
-
-    def events_until(self, kinds, limit=100000):
-        out = []
-        while len(out) < limit:
-            e = self.event()
-            out.append(e)
-            if e[1] in kinds:
-                return out
-        return out
-
-    def close(self):
-        self.sock.close()
 
 
 def id_key(i):
@@ -70,7 +21,7 @@ def id_key(i):
 # --- the seed's test 4: queued, started, progress..., completed ----------------------
 status, body, _ = rt.ingest(["Ada Lovelace wrote notes.", "Charles Babbage built engines.", "London, 1843."])
 job = body["job_id"]
-sub = SSE("/events/stream?job_id=" + job)
+sub = SSE(rt, "/events/stream?job_id=" + job)
 eq(sub.status, 200, "the events stream answers 200")
 check("content-type: text/event-stream" in sub.headers, "as text/event-stream")
 events = sub.events_until(("ingestion.completed", "ingestion.failed"))
@@ -87,10 +38,10 @@ eq(getattr(sub, "retry", None), "2000", "retry: sent once")
 # --- replay after a disconnect: nothing missed, nothing repeated -----------------------
 status, body, _ = rt.ingest(["chunk %d" % i for i in range(300)])
 job = body["job_id"]
-sub = SSE("/events/stream?job_id=" + job)
+sub = SSE(rt, "/events/stream?job_id=" + job)
 first = [sub.event() for _ in range(3)]
 sub.close()
-sub = SSE("/events/stream?job_id=" + job, last_event_id=first[-1][0])
+sub = SSE(rt, "/events/stream?job_id=" + job, last_event_id=first[-1][0])
 rest = sub.events_until(("ingestion.completed",))
 sub.close()
 seen = [e[0] for e in first + rest]
@@ -101,7 +52,7 @@ eq(seen, expected, "Last-Event-ID replays what was missed, nothing twice (%d eve
 check(seen == sorted(seen, key=id_key), "in stream order")
 
 # --- 200 subscribers of a 1,000-chunk job ------------------------------------------------
-subs = [SSE("/events/stream") for _ in range(200)]
+subs = [SSE(rt, "/events/stream") for _ in range(200)]
 got = [None] * len(subs)
 status, body, _ = rt.ingest(["piece %d" % i for i in range(1000)])
 job = body["job_id"]
@@ -137,7 +88,7 @@ slow.connect(("127.0.0.1", rt.port))
 slow.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0-1\r\n\r\n")
 check(wait_for(lambda: "client too slow" in open(rt.log).read(), 20), "the slow client is dropped", rt.log_tail())
 eq(rt.request("GET", "/health")[0], 200, "... and the server still answers")
-fresh = SSE("/events/stream", last_event_id="0-1")
+fresh = SSE(rt, "/events/stream", last_event_id="0-1")
 eq(fresh.event()[0], redis("XRANGE", "shield:events", "-", "+", "COUNT", "1").split("\n")[0],
    "... and a reading client replays from the start")
 fresh.close()

@@ -160,6 +160,55 @@ class Runtime:
             return "".join(f.readlines()[-n:])
 
 
+class SSE:
+    """A raw-socket Server-Sent Events client."""
+
+    def __init__(self, runtime, path, last_event_id=None):
+        self.sock = socket.create_connection(("127.0.0.1", runtime.port), timeout=30)
+        extra = "Last-Event-ID: %s\r\n" % last_event_id if last_event_id else ""
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, extra)).encode())
+        self.buf = b""
+        head = self._until(b"\r\n\r\n")
+        self.status = int(head.split(b" ")[1])
+        self.headers = head.decode().lower()
+
+    def _until(self, sep):
+        while sep not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError
+            self.buf += data
+        part, self.buf = self.buf.split(sep, 1)
+        return part
+
+    def event(self):
+        """The next message with an id: (id, event, data); comments and retry skipped."""
+        while True:
+            block = self._until(b"\n\n").decode()
+            fields = {}
+            for line in block.split("\n"):
+                if line.startswith(":"):
+                    continue
+                k, _, v = line.partition(": ")
+                fields[k] = v
+            if "id" in fields:
+                return fields["id"], fields.get("event"), fields.get("data")
+            if "retry" in fields:
+                self.retry = fields["retry"]
+
+    def events_until(self, kinds, limit=100000):
+        out = []
+        while len(out) < limit:
+            e = self.event()
+            out.append(e)
+            if e[1] in kinds:
+                return out
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
 def lua_table(v):
     if isinstance(v, dict):
         return "{" + ", ".join("[%s] = %s" % (json.dumps(k), lua_table(x)) for k, x in v.items()) + "}"

@@ -2,3 +2,4 @@
 find_program(SHIELD_PYTHON python3 REQUIRED)
 shield_test(NAME api.jobs COMMAND ${SHIELD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/api_test.py SERVERS TIMEOUT 240)
 shield_test(NAME api.events COMMAND ${SHIELD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/events_test.py SERVERS TIMEOUT 240)
+shield_test(NAME api.shaping COMMAND ${SHIELD_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/shaping_test.py SERVERS TIMEOUT 120)

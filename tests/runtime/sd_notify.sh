@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Under systemd (NOTIFY_SOCKET set) the supervisor says READY=1 once its workers
-# run, RELOADING=1 then READY=1 around a reload, WATCHDOG=1 when asked to, and
+# Under systemd (NOTIFY_SOCKET set) the supervisor says READY=1 once every
+# worker has run its script's init (slow_init.lua takes 1.5 s), RELOADING=1 then READY=1 around a reload, WATCHDOG=1 when asked to, and
 # STOPPING=1 on shutdown; the datagrams are read by a small listener here.
 set -u
 . "$(dirname "$0")/../lib/runtime.sh"
@@ -17,12 +17,19 @@ while True:
 PY
 listener=$!
 wait_for 5 test -S "$sock"
-cfg=$(write_config pool 'script = "scripts/noop.lua", pool = { size = 2 }')
+cfg=$(write_config pool 'script = "tests/runtime/slow_init.lua", pool = { size = 2 }')
 (cd "$src" && NOTIFY_SOCKET="$sock" WATCHDOG_USEC=400000 exec "$bin" --config "$cfg") > "$T/sup.log" 2>&1 &
 SUP_PID=$!
 ready() { grep -q '^READY=1|STATUS=running$' "$T/notify.log"; }
-check "READY=1 once the workers run" wait_for 10 ready
+check "READY=1 once the workers run" wait_for 15 ready
 check "the workers are up" wait_for 5 workers_ready 2
+# Each worker logs its ready line before its state moves to idle, and the
+# supervisor logs its own right after sending READY=1.
+ready_after_workers() {
+  awk '/ready: script/ { w++ } /ready: all 2 workers/ { exit !(w == 2) }' "$T/sup.log" &&
+    grep -q 'ready: all 2 workers' "$T/sup.log"
+}
+check "READY=1 only after both workers finished init" ready_after_workers
 pinged() { [[ $(grep -c '^WATCHDOG=1$' "$T/notify.log") -ge 2 ]]; }
 check "WATCHDOG=1 pings at half the interval" wait_for 5 pinged
 kill -HUP "$SUP_PID"
