@@ -1,9 +1,11 @@
 """Helpers for the HTTP end-to-end tests: a supervisor on a free port with the
-harness's Redis and PostgreSQL, a JSON client, raw sockets, and tap-style checks
-that end with the "N passed, N failed" line."""
+harness's Redis and PostgreSQL, a JSON client, raw sockets, a strict parser of
+the Prometheus text format, and tap-style checks that end with the "N passed,
+N failed" line."""
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -146,6 +148,17 @@ class Runtime:
         s.close()
         return out
 
+    def detailed(self):
+        """GET /health/detailed: (status, body)."""
+        status, body, _ = self.request("GET", "/health/detailed")
+        return status, body
+
+    def metrics(self):
+        """GET /metrics parsed by parse_metrics (raises if it does not parse)."""
+        status, text, _ = self.request("GET", "/metrics")
+        assert status == 200, "GET /metrics answered %d" % status
+        return parse_metrics(text)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -219,3 +232,86 @@ def lua_table(v):
     if isinstance(v, (int, float)):
         return repr(v)
     return json.dumps(v)
+
+
+# --- the Prometheus text exposition format (version 0.0.4), strictly --------------
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*"'
+_VALUE = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]Inf|NaN"
+_SAMPLE = re.compile(r"^(%s)(\{(?:%s(?:,%s)*)?\})? (%s)$" % (METRIC_NAME, _LABEL, _LABEL, _VALUE))
+
+
+class Metrics(dict):
+    """Family name -> [(sample name, labels text, value)]; .types: family -> kind."""
+    types = None
+
+
+def parse_metrics(text):
+    """The families of an exposition; raises AssertionError on anything the format
+    does not allow: a sample outside its family (HELP then TYPE, then its samples),
+    a repeated family, a counter not named _total, a histogram series whose
+    buckets are not cumulative in increasing le ending at +Inf, or whose _count
+    is not its +Inf bucket."""
+    families, types, current = Metrics(), {}, None
+    assert text.endswith("\n"), "the text must end with a newline"
+    for n, line in enumerate(text[:-1].split("\n"), 1):
+        if line.startswith("# HELP "):
+            current = line.split(" ")[2]
+            assert re.match("^%s$" % METRIC_NAME, current), "line %d: bad family name %r" % (n, current)
+            assert current not in families, "line %d: family %s repeated" % (n, current)
+            families[current] = []
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert name == current and kind in ("counter", "gauge", "histogram", "summary", "untyped"), \
+                "line %d: %r" % (n, line)
+            types[name] = kind
+        else:
+            m = _SAMPLE.match(line)
+            assert m, "line %d is not a sample: %r" % (n, line)
+            name = m.group(1)
+            kind = types.get(current)
+            base = re.sub(r"_(bucket|sum|count)$", "", name) if kind in ("histogram", "summary") else name
+            assert base == current, "line %d: sample %s outside its family %s" % (n, name, current)
+            families[current].append((name, m.group(2) or "", float(m.group(3))))
+    for name, kind in types.items():
+        if kind == "counter":
+            assert name.endswith("_total"), "counter %s must end in _total" % name
+        if kind == "histogram":
+            _check_histogram(name, families[name])
+    families.types = types
+    return families
+
+
+_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _check_histogram(name, samples):
+    """Each series (the labels but le) of histogram name: buckets cumulative in
+    increasing le up to +Inf, and a _count equal to the +Inf bucket."""
+    buckets, counts = {}, {}
+    for s, labels, v in samples:
+        pairs = dict(_PAIR.findall(labels))
+        le = pairs.pop("le", None)
+        series = "{%s}" % ",".join('%s="%s"' % kv for kv in sorted(pairs.items()))
+        if s.endswith("_bucket"):
+            assert le is not None, "%s: a bucket without le: %s" % (name, labels)
+            buckets.setdefault(series, []).append((float(le), v))
+        elif s.endswith("_count"):
+            counts[series] = v
+    assert buckets, "histogram %s has no buckets" % name
+    for series, bs in buckets.items():
+        bounds, values = [b for b, _ in bs], [v for _, v in bs]
+        assert bounds == sorted(set(bounds)) and bounds[-1] == float("inf"), \
+            "%s%s: le must increase to +Inf: %r" % (name, series, bounds)
+        assert values == sorted(values), "%s%s: buckets not cumulative: %r" % (name, series, values)
+        assert counts.get(series) == values[-1], "%s%s: _count %r is not the +Inf bucket %r" % (
+            name, series, counts.get(series), values[-1])
+
+
+def sample(families, family, name=None, **labels):
+    """The value of one sample (name defaults to the family's) whose labels are
+    exactly these (le included, values as written), or None."""
+    for s, l, v in families.get(family, []):
+        if s == (name or family) and dict(_PAIR.findall(l)) == labels:
+            return v
+    return None
