@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from shieldtest import SSE, Runtime, check, eq, finish, redis, servers, wait_for
+from shieldtest import SSE, Runtime, check, eq, finish, parse_metrics, redis, servers, wait_for
 
 import os
 rt = Runtime(script=os.path.join(os.path.dirname(os.path.abspath(__file__)), "steps_script.lua"),
@@ -120,41 +120,6 @@ check(wait_for(lambda: rt.request("GET", "/health/detailed")[1]["redis"]["status
       "Redis reported up again once back")
 
 # --- /metrics: strict exposition format, counters match --------------------------------------
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABELS = r'\{(%s="(?:[^"\\\n]|\\["\\n])*"(?:,%s="(?:[^"\\\n]|\\["\\n])*")*)?\}' % (NAME, NAME)
-SAMPLE = re.compile(r"^(%s)(%s)? (-?[0-9.e+]+|\+Inf|-Inf|NaN)$" % (NAME, LABELS))
-
-
-def parse_metrics(text):
-    """Families with their samples; raises on any line the format does not allow."""
-    families, types, current = {}, {}, None
-    assert text.endswith("\n"), "the text must end with a newline"
-    for n, line in enumerate(text.rstrip("\n").split("\n"), 1):
-        if line.startswith("# HELP "):
-            current = line.split(" ")[2]
-            assert current not in families, "line %d: family %s repeated" % (n, current)
-            families[current] = []
-        elif line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            assert name == current and kind in ("counter", "gauge", "histogram", "summary", "untyped"), line
-            types[name] = kind
-        else:
-            m = SAMPLE.match(line)
-            assert m, "line %d is not a sample: %r" % (n, line)
-            name = m.group(1)
-            kind = types.get(current)
-            base = re.sub(r"_(bucket|sum|count)$", "", name) if kind in ("histogram", "summary") else name
-            assert base == current, "line %d: sample %s outside its family %s" % (n, name, current)
-            families[current].append((name, m.group(2) or "", float(m.group(4))))
-    for name, kind in types.items():
-        if kind == "counter":
-            assert name.endswith("_total"), "counter %s must end in _total" % name
-        if kind == "histogram":
-            buckets = [v for s, l, v in families[name] if s.endswith("_bucket")]
-            assert buckets == sorted(buckets) and '+Inf' in "".join(l for s, l, v in families[name]), name
-    return families
-
-
 s, text, h = rt.request("GET", "/metrics")
 eq(s, 200, "/metrics answers")
 check(h.get("content-type", "").startswith("text/plain; version=0.0.4"), "Prometheus content type")

@@ -9,8 +9,12 @@ python3 -u - "$sock" > "$T/notify.log" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1])
+s.settimeout(30)  # a missing STOPPING=1 ends the listener and fails its check
 while True:
-    msg = s.recv(4096).decode()
+    try:
+        msg = s.recv(4096).decode()
+    except socket.timeout:
+        break
     print(msg.replace("\n", "|"), flush=True)
     if msg.startswith("STOPPING=1"):
         break
