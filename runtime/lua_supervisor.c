@@ -44,14 +44,20 @@ static int l_workers(lua_State *L) {
   return 1;
 }
 
-/* durations() -> {bounds = {...}, counts = {... cumulative, last +Inf}, sum}. */
-static int l_durations(lua_State *L) {
-  shr_scoreboard_t *sb = shr_supervisor_scoreboard(SUP(L));
-  uint64_t counts[SHR_DURATION_BUCKETS + 1] = {0}, sum_us = 0;
-  for (int i = 0; i < sb->nslots; i++) {
-    for (int b = 0; b <= SHR_DURATION_BUCKETS; b++) counts[b] += atomic_load(&sb->slots[i].duration_buckets[b]);
-    sum_us += atomic_load(&sb->slots[i].duration_sum_us);
-  }
+/* A histogram's raw bucket counts and total time, summed over slots. */
+typedef struct {
+  uint64_t buckets[SHR_DURATION_BUCKETS + 1];
+  uint64_t sum_us;
+} histogram_sum_t;
+
+static void histogram_add(histogram_sum_t *sum, const shr_histogram_t *h) {
+  for (int b = 0; b <= SHR_DURATION_BUCKETS; b++) sum->buckets[b] += atomic_load(&h->buckets[b]);
+  sum->sum_us += atomic_load(&h->sum_us);
+}
+
+/* Pushes {bounds = {...}, counts = {... cumulative, last +Inf}, sum}: the shape
+ * metrics.lua renders as a Prometheus histogram. */
+static void push_histogram(lua_State *L, const histogram_sum_t *sum) {
   lua_createtable(L, 0, 3);
   lua_createtable(L, SHR_DURATION_BUCKETS, 0);
   for (int b = 0; b < SHR_DURATION_BUCKETS; b++) {
@@ -62,43 +68,52 @@ static int l_durations(lua_State *L) {
   lua_createtable(L, SHR_DURATION_BUCKETS + 1, 0);
   uint64_t running = 0;
   for (int b = 0; b <= SHR_DURATION_BUCKETS; b++) {
-    running += counts[b];
+    running += sum->buckets[b];
     lua_pushnumber(L, (double)running);
     lua_rawseti(L, -2, b + 1);
   }
   lua_setfield(L, -2, "counts");
-  set_number(L, "sum", (double)sum_us / 1e6);
+  set_number(L, "sum", (double)sum->sum_us / 1e6);
+}
+
+/* durations() -> the chunk duration histogram (push_histogram's shape). */
+static int l_durations(lua_State *L) {
+  shr_scoreboard_t *sb = shr_supervisor_scoreboard(SUP(L));
+  histogram_sum_t sum = {0};
+  for (int i = 0; i < sb->nslots; i++) histogram_add(&sum, &sb->slots[i].durations);
+  push_histogram(L, &sum);
   return 1;
 }
 
-/* steps() -> {name = {count =, sum =}} summed over the slots. */
+typedef struct {
+  const char *name;
+  histogram_sum_t sum;
+} step_sum_t;
+
+/* steps() -> {name = histogram} summed over the slots, for the steps that ran. */
 static int l_steps(lua_State *L) {
   shr_scoreboard_t *sb = shr_supervisor_scoreboard(SUP(L));
-  lua_newtable(L);
+  /* Slots usually report the same few names: merged by a linear search, in
+   * scratch memory the GC owns (nothing leaks if a push below raises). */
+  size_t size = (size_t)sb->nslots * SHR_STEP_STATS * sizeof(step_sum_t);
+  step_sum_t *steps = memset(lua_newuserdata(L, size), 0, size);
+  int n = 0;
   for (int i = 0; i < sb->nslots; i++) {
     for (int k = 0; k < SHR_STEP_STATS; k++) {
       shr_step_stat_t *st = &sb->slots[i].steps[k];
-      uint64_t count = atomic_load(&st->count);
-      if (count == 0) continue;
-      lua_getfield(L, -1, st->name);
-      if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_createtable(L, 0, 2);
-        set_number(L, "count", 0);
-        set_number(L, "sum", 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -3, st->name);
-      }
-      lua_getfield(L, -1, "count");
-      double seen = lua_tonumber(L, -1);
-      lua_getfield(L, -2, "sum");
-      double sum = lua_tonumber(L, -1);
-      lua_pop(L, 2);
-      set_number(L, "count", seen + (double)count);
-      set_number(L, "sum", sum + (double)atomic_load(&st->sum_us) / 1e6);
-      lua_pop(L, 1);
+      if (shr_histogram_count(&st->durations) == 0) continue;
+      int m = 0;
+      while (m < n && strcmp(steps[m].name, st->name) != 0) m++;
+      if (m == n) steps[n++].name = st->name;
+      histogram_add(&steps[m].sum, &st->durations);
     }
   }
+  lua_createtable(L, 0, n);
+  for (int m = 0; m < n; m++) {
+    push_histogram(L, &steps[m].sum);
+    lua_setfield(L, -2, steps[m].name);
+  }
+  lua_remove(L, -2);
   return 1;
 }
 

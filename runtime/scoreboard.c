@@ -31,12 +31,24 @@ void shr_slot_heartbeat(shr_slot_t *slot) {
   atomic_store_explicit(&slot->heartbeat_ms, shr_monotonic_ms(), memory_order_relaxed);
 }
 
-void shr_slot_record_duration(shr_slot_t *slot, double seconds) {
+/* Buckets are upper bounds, inclusive (Prometheus' le). Step times come from
+ * scripts: a negative, NaN or absurd one is clamped before the integer cast. */
+void shr_histogram_record(shr_histogram_t *h, double seconds) {
+  if (!(seconds >= 0)) seconds = 0;
+  if (seconds > 1e9) seconds = 1e9;
   int i = 0;
   while (i < SHR_DURATION_BUCKETS && seconds > shr_duration_bounds[i]) i++;
-  atomic_fetch_add_explicit(&slot->duration_buckets[i], 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&slot->duration_sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
 }
+
+uint64_t shr_histogram_count(const shr_histogram_t *h) {
+  uint64_t n = 0;
+  for (int i = 0; i <= SHR_DURATION_BUCKETS; i++) n += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+  return n;
+}
+
+void shr_slot_record_duration(shr_slot_t *slot, double seconds) { shr_histogram_record(&slot->durations, seconds); }
 
 void shr_slot_record_step(shr_slot_t *slot, const char *name, size_t len, double seconds) {
   if (len == 0 || len >= SHR_STEP_NAME_MAX) return;
@@ -49,8 +61,7 @@ void shr_slot_record_step(shr_slot_t *slot, const char *name, size_t len, double
     } else if (strncmp(st->name, name, len) != 0 || st->name[len] != '\0') {
       continue;
     }
-    atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&st->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+    shr_histogram_record(&st->durations, seconds);
     return;
   }
 }

@@ -23,17 +23,24 @@ typedef enum {
 
 const char *shr_worker_state_name(shr_worker_state_t s);
 
-#define SHR_DURATION_BUCKETS 12 /* chunk duration histogram, seconds */
+#define SHR_DURATION_BUCKETS 12 /* duration histograms (chunks, steps), seconds */
 #define SHR_STEP_STATS 12       /* distinct step names reported per slot */
 #define SHR_STEP_NAME_MAX 32
 
+extern const double shr_duration_bounds[SHR_DURATION_BUCKETS];
+
+/* A duration histogram: runs per bucket of shr_duration_bounds (not cumulative;
+ * the last is +Inf) and their total time. */
+typedef struct {
+  _Atomic uint64_t buckets[SHR_DURATION_BUCKETS + 1];
+  _Atomic uint64_t sum_us;
+} shr_histogram_t;
+
 /* Time spent in one named step of the processing script (result.steps). */
 typedef struct {
-  char name[SHR_STEP_NAME_MAX]; /* set once, before count first moves */
-  _Atomic uint64_t count;
-  _Atomic uint64_t sum_us;
+  char name[SHR_STEP_NAME_MAX]; /* set once, before a bucket first moves */
+  shr_histogram_t durations;
 } shr_step_stat_t;
-extern const double shr_duration_bounds[SHR_DURATION_BUCKETS];
 
 typedef struct {
   _Atomic int pid;
@@ -49,8 +56,7 @@ typedef struct {
   _Atomic uint64_t chunks_retried;
   _Atomic uint64_t chunks_dead;
   _Atomic uint64_t chunks_skipped;
-  _Atomic uint64_t duration_buckets[SHR_DURATION_BUCKETS + 1]; /* last = +Inf */
-  _Atomic uint64_t duration_sum_us;
+  shr_histogram_t durations; /* of whole chunks */
   _Atomic uint64_t redis_reconnects;
   _Atomic uint64_t pg_reconnects;
   shr_step_stat_t steps[SHR_STEP_STATS];
@@ -67,6 +73,9 @@ shr_scoreboard_t *shr_scoreboard_new(int nslots);
 void shr_scoreboard_free(shr_scoreboard_t *sb);
 
 void shr_slot_heartbeat(shr_slot_t *slot);
+void shr_histogram_record(shr_histogram_t *h, double seconds);
+/* The runs a histogram holds: the sum of its buckets. */
+uint64_t shr_histogram_count(const shr_histogram_t *h);
 void shr_slot_record_duration(shr_slot_t *slot, double seconds);
 /* Adds one run of step name; names past SHR_STEP_STATS are not recorded. */
 void shr_slot_record_step(shr_slot_t *slot, const char *name, size_t len, double seconds);

@@ -8,3 +8,4 @@ shield_test(NAME runtime.run_and_log COMMAND ${CMAKE_CURRENT_LIST_DIR}/run_and_l
 shield_test(NAME runtime.json COMMAND $<TARGET_FILE:shield-runtime> --config ${CMAKE_SOURCE_DIR}/tests/runtime/run.cfg.lua
   run ${CMAKE_CURRENT_LIST_DIR}/json_test.lua)
 shield_c_test(backoff_test ${CMAKE_CURRENT_LIST_DIR}/backoff_test.c)
+shield_c_test(scoreboard_test ${CMAKE_CURRENT_LIST_DIR}/scoreboard_test.c)

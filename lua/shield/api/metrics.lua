@@ -4,8 +4,8 @@
 -- check the text; collect() gathers them in the supervisor.
 local stats = require "shield.api.stats"
 
-local ipairs, pairs, string_format, table_concat, table_sort, tostring =
-  ipairs, pairs, string.format, table.concat, table.sort, tostring
+local ipairs, pairs, next, tonumber, string_format, table_concat, table_sort, tostring =
+  ipairs, pairs, next, tonumber, string.format, table.concat, table.sort, tostring
 
 local _M = {}
 
@@ -16,6 +16,14 @@ local function number(v)
   if v == math.floor(v) and v < 1e15 and v > -1e15 then
     return string_format("%d", v)
   end
+  -- The shortest text that reads back as v: %.17g alone prints the bucket
+  -- bound 0.005 as 0.0050000000000000001.
+  for digits = 15, 16 do
+    local text = string_format("%." .. digits .. "g", v)
+    if tonumber(text) == v then
+      return text
+    end
+  end
   return string_format("%.17g", v)
 end
 
@@ -24,7 +32,7 @@ local function label_value(v)
 end
 
 local function labels(t)
-  if not t then
+  if not t or next(t) == nil then
     return ""
   end
   local keys = {}
@@ -45,6 +53,28 @@ local function family(out, name, kind, help, samples)
   for _, s in ipairs(samples) do
     out[#out + 1] = (s.name or name) .. labels(s.labels) .. " " .. number(s.value)
   end
+end
+
+-- Appends to samples the series of one histogram h ({bounds, counts, sum}:
+-- counts cumulative, one per bound and a last one for +Inf) under labels:
+-- name_bucket for each bound and +Inf, name_sum, name_count. Returns samples.
+local function histogram_samples(samples, name, labels, h)
+  local function add(suffix, value, le)
+    local l = {}
+    for k, v in pairs(labels or {}) do
+      l[k] = v
+    end
+    l.le = le
+    samples[#samples + 1] = { name = name .. suffix, labels = l, value = value }
+  end
+  for i, bound in ipairs(h.bounds) do
+    add("_bucket", h.counts[i], number(bound))
+  end
+  local count = h.counts[#h.counts]
+  add("_bucket", count, "+Inf")
+  add("_sum", h.sum)
+  add("_count", count)
+  return samples
 end
 
 local STATES = { "starting", "idle", "busy", "draining", "backoff", "stopped", "empty" }
@@ -72,16 +102,8 @@ function _M.render(s)
     { labels = { outcome = "dead" }, value = dead },
     { labels = { outcome = "skipped" }, value = skipped },
   })
-  local d = s.durations
-  local hist = {}
-  for i, bound in ipairs(d.bounds) do
-    hist[#hist + 1] = { name = "shield_chunk_duration_seconds_bucket", labels = { le = number(bound) }, value = d.counts[i] }
-  end
-  local count = d.counts[#d.counts]
-  hist[#hist + 1] = { name = "shield_chunk_duration_seconds_bucket", labels = { le = "+Inf" }, value = count }
-  hist[#hist + 1] = { name = "shield_chunk_duration_seconds_sum", value = d.sum }
-  hist[#hist + 1] = { name = "shield_chunk_duration_seconds_count", value = count }
-  family(out, "shield_chunk_duration_seconds", "histogram", "Time from a chunk's start to its outcome.", hist)
+  family(out, "shield_chunk_duration_seconds", "histogram", "Time from a chunk's start to its outcome.",
+    histogram_samples({}, "shield_chunk_duration_seconds", nil, s.durations))
   local step_names = {}
   for name in pairs(s.steps or {}) do
     step_names[#step_names + 1] = name
@@ -89,12 +111,9 @@ function _M.render(s)
   table_sort(step_names)
   local step_samples = {}
   for _, name in ipairs(step_names) do
-    local st = s.steps[name]
-    step_samples[#step_samples + 1] = { name = "shield_step_duration_seconds_sum", labels = { step = name }, value = st.sum }
-    step_samples[#step_samples + 1] = { name = "shield_step_duration_seconds_count", labels = { step = name },
-      value = st.count }
+    histogram_samples(step_samples, "shield_step_duration_seconds", { step = name }, s.steps[name])
   end
-  family(out, "shield_step_duration_seconds", "summary", "Time in each step the processing script reports.",
+  family(out, "shield_step_duration_seconds", "histogram", "Time in each step the processing script reports.",
     step_samples)
   if s.queue then
     family(out, "shield_queue_depth", "gauge", "Entries in the task stream.", { { value = s.queue.queue_depth } })
