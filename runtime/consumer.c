@@ -277,8 +277,9 @@ static void record_steps(shr_consumer_t *c, lua_State *co, int result) {
   lua_pop(co, 1);
 }
 
-/* run_task returned: op, job_id, chunk_id, due_ms, error text (sched.c leaves
- * the results from index 1), or raised (error value and traceback). */
+/* run_task returned: op, job_id, chunk_id, due_ms, a text (the error, or an ok
+ * outcome's encoded counts: settle.lua's text slot) and the result (sched.c
+ * leaves the results from index 1), or raised (error value and traceback). */
 static void on_task_done(shr_thread_t *thread, int ok, lua_State *co, void *data) {
   task_t *t = data;
   shr_consumer_t *c = t->c;

@@ -2,8 +2,10 @@
 -- task entries, and the public view of a job from its Redis hash or its
 -- PostgreSQL row. Pure Lua (the caller passes JSON functions and the clock), so
 -- busted specs cover it; used by the API handlers in lua/shield/api/.
-local type, pairs, ipairs, next, tostring, tonumber, string_byte, string_format, math_floor, os_date =
-  type, pairs, ipairs, next, tostring, tonumber, string.byte, string.format, math.floor, os.date
+local type, pairs, ipairs, next, tostring, tonumber, string_byte, string_format, string_sub, math_floor, os_date,
+  table_sort, table_concat =
+  type, pairs, ipairs, next, tostring, tonumber, string.byte, string.format, string.sub, math.floor, os.date,
+  table.sort, table.concat
 
 local _M = {}
 
@@ -179,7 +181,23 @@ local function error_of(f)
   return err
 end
 
--- The public view of a job from its fields (Redis hash or PostgreSQL row).
+-- A job's counts (settle.lua adds the counts its chunks report to the hash
+-- fields count:<name>): {name = n} from a job hash read into a table.
+local COUNT_PREFIX = "count:"
+
+function _M.hash_counts(h)
+  local counts = {}
+  for field, v in pairs(h) do
+    if string_sub(field, 1, #COUNT_PREFIX) == COUNT_PREFIX then
+      counts[string_sub(field, #COUNT_PREFIX + 1)] = tonumber(v)
+    end
+  end
+  return counts
+end
+
+-- The public view of a job from its fields (Redis hash or PostgreSQL row);
+-- f.counts, when given, is a {name = n} table. The view always has counts:
+-- {} when the job's chunks reported none.
 function _M.view(id, f)
   local total, processed, failed, skipped, percent = progress(f)
   return {
@@ -195,6 +213,7 @@ function _M.view(id, f)
     started_at = timestamp(f.started_at),
     completed_at = timestamp(f.completed_at),
     error = error_of(f),
+    counts = f.counts or {},
   }
 end
 
@@ -214,6 +233,19 @@ local function member(name, v, encode)
   return ',"' .. name .. '":' .. value(v, encode)
 end
 
+-- counts as a JSON object, names in order: {"entities":3,"relations":1}.
+function _M.counts_json(counts, encode)
+  local names = {}
+  for name in pairs(counts or {}) do
+    names[#names + 1] = name
+  end
+  table_sort(names)
+  for i, name in ipairs(names) do
+    names[i] = value(name, encode) .. ":" .. string_format("%d", counts[name])
+  end
+  return "{" .. table_concat(names, ",") .. "}"
+end
+
 -- The same view as JSON text, for the status route: concatenated, since the
 -- encoder (numbers through snprintf) cost twice this and the view's table.
 -- encode: the JSON encoder for values that need escaping.
@@ -223,7 +255,8 @@ function _M.view_json(id, f, encode)
     .. member("status", f.status, encode) .. ',"chunks_total":' .. total .. ',"chunks_processed":' .. processed
     .. ',"chunks_failed":' .. failed .. ',"chunks_skipped":' .. skipped .. ',"percent_complete":' .. percent
     .. member("created_at", timestamp(f.created_at), encode) .. member("started_at", timestamp(f.started_at), encode)
-    .. member("completed_at", timestamp(f.completed_at), encode) .. member("error", error_of(f), encode) .. "}"
+    .. member("completed_at", timestamp(f.completed_at), encode) .. member("error", error_of(f), encode)
+    .. ',"counts":' .. _M.counts_json(f.counts, encode) .. "}"
 end
 
 return _M

@@ -4,6 +4,7 @@
 -- default retry policy.
 local shield = require "shield"
 local retry_policy = require "shield.retry"
+local counts = require "shield.counts"
 
 local type, tostring, tonumber, select, pcall, xpcall, math_floor, math_random, traceback =
   type, tostring, tonumber, select, pcall, xpcall, math.floor, math.random, debug.traceback
@@ -120,8 +121,24 @@ local function keep_traceback(err)
   return err
 end
 
+-- The result's counts encoded for settle.lua, "" when it has none. Bad counts
+-- are logged and dropped: they never fail a chunk whose work is done.
+local function counts_text(task, result)
+  if type(result) ~= "table" or result.counts == nil then
+    return ""
+  end
+  local text, problem = counts.encode(result.counts)
+  if not text then
+    shield.log.warn("chunk " .. task.chunk_id .. " of job " .. task.job_id .. ": " .. problem
+      .. "; its counts are ignored")
+    return ""
+  end
+  return text
+end
+
 -- Runs one task. Returns op ("ok", "retry" or "dead"), job_id, chunk_id, a
--- number (the retry's due time in ms), the error text, and the result table.
+-- number (the retry's due time in ms), a text (the error; for "ok" the
+-- encoded counts), and the result table.
 function _M.run_task(module, ctx, max_attempts, message_id, ...)
   local task, malformed, partial = parse_task(message_id, ...)
   if not task then
@@ -135,7 +152,7 @@ function _M.run_task(module, ctx, max_attempts, message_id, ...)
     last_traceback = result
   end
   if ok then
-    return "ok", task.job_id, task.chunk_id, 0, "", result
+    return "ok", task.job_id, task.chunk_id, 0, counts_text(task, result), result
   end
   local where = last_traceback
   local text = error_text(result)

@@ -1,7 +1,7 @@
 """The HTTP job API end to end (issue 5): the 202 pattern, job status until
 completion and in PostgreSQL, redelivery counted once, a failing chunk, bad
 input, idempotency, cancellation, Redis down, expiry with the PostgreSQL
-fallback."""
+fallback; the counts chunks report (issue 7) in all of them."""
 import json
 import os
 import re
@@ -33,7 +33,9 @@ def wait_job(job_id, statuses=("completed", "failed", "cancelled")):
 
 
 # --- the seed's tests 1 and 2: two chunks, polled to completion -----------------
-status, body, headers = ingest(["Marie Curie worked in Paris.", "Pierre Curie taught at the Sorbonne."])
+# counting.lua returns the counts of a chunk's metadata in its result.
+status, body, headers = ingest(["Marie Curie worked in Paris.", "Pierre Curie taught at the Sorbonne."],
+                               [{"counts": {"entities": 2, "relations": 1}}, {"counts": {"entities": 3}}])
 eq(status, 202, "POST answers 202 Accepted")
 job = body["job_id"]
 eq(headers.get("location"), "/jobs/" + job, "Location points at the job")
@@ -45,22 +47,24 @@ check(final is not None, "the job finished")
 eq((final["status"], final["percent_complete"], final["chunks_processed"]), ("completed", 100, 2),
    "completed at 100 percent")
 check(final["created_at"] <= final["started_at"] <= final["completed_at"], "times in order")
-row = wait_for(lambda: psql("SELECT status, chunks_total, chunks_processed FROM job_status WHERE id = '%s'" % job)
-               == "completed|2|2", 10)
-check(row, "the job_status row in PostgreSQL says the same")
+eq(final["counts"], {"entities": 5, "relations": 1}, "the chunks' counts add up in the job")
+row = wait_for(lambda: psql("SELECT status, chunks_total, chunks_processed, counts FROM job_status WHERE id = '%s'"
+                            % job) == 'completed|2|2|{"entities": 5, "relations": 1}', 10)
+check(row, "the job_status row in PostgreSQL says the same, with the counts")
 
 # --- delivered twice, counted once ------------------------------------------------
-status, body, _ = ingest(["one", "two", "three"], [{"slow_ms": 400}] * 3)
+status, body, _ = ingest(["one", "two", "three"], [{"slow_ms": 400, "counts": {"vectors": 2}}] * 3)
 dup = body["job_id"]
 for i in range(3):  # the same chunks again while they run, as a redelivery brings them
     redis("XADD", "shield:ingestion_queue", "*", "job_id", dup, "chunk_id", "%s:%d" % (dup, i),
-          "content", "again", "metadata", '{"slow_ms":400}', "attempt", "1")
+          "content", "again", "metadata", '{"slow_ms":400,"counts":{"vectors":2}}', "attempt", "1")
 final = wait_job(dup)
 check(wait_for(lambda: redis("HGET", "test:seen", dup + ":0") == "2", 20), "a chunk ran twice")
 time.sleep(1)
 s, b, _ = req("GET", "/jobs/" + dup)
 eq((b["chunks_processed"], b["chunks_total"], b["status"], b["percent_complete"]), (3, 3, "completed", 100),
    "redelivered chunks are counted once")
+eq(b["counts"], {"vectors": 6}, "... and so are their counts")
 
 # --- one chunk that always fails --------------------------------------------------
 status, body, _ = ingest(["fine", "broken", "fine too"], [{}, {"always_fail": True}, {}])
@@ -69,6 +73,20 @@ final = wait_job(bad)
 eq((final["status"], final["chunks_failed"], final["chunks_processed"]), ("failed", 1, 2),
    "a job with one dead chunk ends failed, the others processed")
 check("refused chunk" in (final.get("error") or ""), "its error is kept", final.get("error"))
+eq(final["counts"], {}, "no chunk reported counts: an empty object")
+
+# --- bad counts: warned about and ignored, the chunk still succeeds ------------------
+status, body, _ = ingest(["upper", "fraction", "fine"],
+                         [{"counts": {"Entities": 1}}, {"counts": {"entities": 1.5}}, {"counts": {"entities": 4}}])
+odd = body["job_id"]
+final = wait_job(odd)
+eq((final["status"], final["chunks_processed"], final["counts"]), ("completed", 3, {"entities": 4}),
+   "bad counts never fail a chunk; only the good ones count")
+for chunk, why in [(0, 'counts: bad name "Entities": 1 to 32 characters of a-z, 0-9 and _ expected'),
+                   (1, "counts.entities: an integer from 0 to 1000000000 expected, got number 1.5")]:
+    warning = "warn +worker.* chunk %s:%d of job %s: %s; its counts are ignored$" % (odd, chunk, odd, re.escape(why))
+    check(wait_for(lambda: any(re.search(warning, l) for l in open(rt.log).read().splitlines()), 5),
+          "a warning names what is wrong with chunk %d's counts" % chunk)
 
 # --- idempotency ---------------------------------------------------------------------
 s1, b1, _ = ingest(["same"], headers={"Idempotency-Key": "order-42"})
@@ -135,6 +153,9 @@ eq(rt.request("GET", "/health")[0], 200, "the server still answers after bad inp
 s, b, _ = req("GET", "/jobs?status=completed&limit=5")
 check(s == 200 and 1 <= b["count"] <= 5 and all(j["status"] == "completed" for j in b["jobs"]),
       "GET /jobs filters by status and limit")
+s, b, _ = req("GET", "/jobs?limit=1000")
+eq([j["counts"] for j in b["jobs"] if j["job_id"] == job], [{"entities": 5, "relations": 1}],
+   "GET /jobs lists the counts from PostgreSQL")
 s, b, _ = ingest(["slow"] * 20, [{"slow_ms": 300}] * 20)
 slow = b["job_id"]
 s, b, _ = req("DELETE", "/jobs/" + slow)
@@ -152,6 +173,7 @@ check(wait_for(lambda: redis("EXISTS", "job:" + job) == "0", 15), "the job hash 
 s, b, _ = req("GET", "/jobs/" + job)
 eq((s, b["status"], b["chunks_processed"], b["percent_complete"]), (200, "completed", 2, 100),
    "GET /jobs/<id> answers from PostgreSQL after expiry")
+eq(b["counts"], {"entities": 5, "relations": 1}, "... with the counts")
 
 # --- the access log: one line per request, with its X-Request-Id ------------------------------
 s, b, h = req("GET", "/health", headers={"X-Request-Id": "audit-42"})

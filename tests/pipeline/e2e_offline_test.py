@@ -1,9 +1,12 @@
 """The default LightRAG script end to end on its offline stand-ins, through the
 pool and the HTTP API: a job of prose paragraphs yields entities, relations and
 vectors; a 20-chunk job fills the tables; the same job submitted again leaves
-them as they were; editing the step order in the script file while the pool
-runs takes effect without a restart."""
+them as they were; the job's counts are the sums of its chunks' reports, in
+GET /jobs/<id> and in job_status; /metrics has a duration histogram per step;
+editing the step order in the script file while the pool runs takes effect
+without a restart."""
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -50,6 +53,31 @@ def digest():
       (SELECT count(*) FROM lightrag_vectors))""")
 
 
+COUNT_NAMES = ("entities", "relations", "vectors")
+
+
+def report_sums():
+    """The counts of the chunks' reports in lightrag_chunks, summed."""
+    return psql("SELECT concat_ws(' ', %s) FROM lightrag_chunks"
+                % ", ".join("sum((report->'counts'->>'%s')::int)" % n for n in COUNT_NAMES))
+
+
+def job_counts(rt, job_id):
+    """The job's counts in GET /jobs/<id>, in the order of COUNT_NAMES."""
+    counts = rt.request("GET", "/jobs/" + job_id)[1]["counts"]
+    return " ".join(str(counts.get(n)) for n in COUNT_NAMES) if sorted(counts) == list(COUNT_NAMES) else counts
+
+
+def metric_samples(text, family):
+    """{labels: value} of a family's samples, labels as written."""
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^(%s\w*)(\{[^}]*\})? (\S+)$" % family, line)
+        if m:
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
 def run_job(rt, texts, what):
     status, body, _ = rt.ingest(texts)
     eq(status, 202, what + ": accepted")
@@ -85,8 +113,14 @@ try:
 
     # Twenty chunks
     psql("TRUNCATE lightrag_entities, lightrag_relations, lightrag_vectors, lightrag_chunks")
-    run_job(rt, TWENTY, "20 chunks")
+    twenty = run_job(rt, TWENTY, "20 chunks")
     eq(psql("SELECT count(*) FROM lightrag_chunks"), "20", "20 chunks: a row per chunk")
+    sums = report_sums()
+    check(sums.split()[0] != "0", "20 chunks: the reports count entities", sums)
+    eq(job_counts(rt, twenty), sums, "20 chunks: the job's counts are the sums of its chunks' reports")
+    check(wait_for(lambda: psql("SELECT concat_ws(' ', %s) FROM job_status WHERE id = '%s'"
+                                % (", ".join("counts->>'%s'" % n for n in COUNT_NAMES), twenty)) == sums, 10),
+          "20 chunks: job_status has the same counts")
     people = psql("SELECT count(*) FROM lightrag_entities WHERE entity_type = 'Person' AND name IN (%s)"
                   % ", ".join("'%s'" % p for p in PEOPLE))
     eq(people, "20", "20 chunks: every person, typed Person")
@@ -105,8 +139,25 @@ try:
     check(once.split()[-1] != "0", "20 chunks: vectors stored")
 
     # The same job again
-    run_job(rt, TWENTY, "the same job again")
+    again = run_job(rt, TWENTY, "the same job again")
     eq(digest(), once, "the same job again: entities, relations and vectors as after once")
+    eq(job_counts(rt, again), sums, "the same job again: the same counts, in a job of its own")
+
+    # Per-step durations: a histogram series per step, every ok chunk in each
+    text = rt.request("GET", "/metrics")[1]
+    check("# TYPE shield_step_duration_seconds histogram" in text, "metrics: the step durations are a histogram")
+    ok = metric_samples(text, "shield_chunks_total")['shield_chunks_total{outcome="ok"}']
+    steps = metric_samples(text, "shield_step_duration_seconds")
+    for step in ("extract", "graph", "embed", "vectors"):
+        buckets = [(k, v) for k, v in steps.items() if k.startswith("shield_step_duration_seconds_bucket{")
+                   and k.endswith(',step="%s"}' % step)]
+        counts = [v for k, v in buckets]
+        eq((len(buckets), buckets[-1][0] if buckets else None, counts == sorted(counts)),
+           (13, 'shield_step_duration_seconds_bucket{le="+Inf",step="%s"}' % step, True),
+           "metrics: %s has 12 cumulative buckets and +Inf" % step)
+        eq((counts[-1] if counts else None, steps.get('shield_step_duration_seconds_count{step="%s"}' % step)),
+           (ok, ok), "metrics: %s counted every ok chunk (%d)" % (step, ok))
+        check(steps.get('shield_step_duration_seconds_sum{step="%s"}' % step, 0) > 0, "metrics: time spent in %s" % step)
 
     # Reorder the step list while the pool runs
     with open(script) as f:

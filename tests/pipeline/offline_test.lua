@@ -56,7 +56,12 @@ end
 t.eq(results[1].steps[1].name .. "," .. results[1].steps[2].name .. "," .. results[1].steps[3].name .. ","
   .. results[1].steps[4].name, "extract,graph,embed,vectors", "result: the steps in the script's order")
 t.ok(type(results[1].steps[1].ms) == "number", "result: each step is timed")
-t.eq(results[1].steps[1].counts.entities, results[1].entities, "result: the extract step's counts")
+t.eq(results[1].steps[1].counts.entities, results[1].counts.entities, "result: the extract step's counts")
+t.eq(results[1].steps[3].counts.vectors, results[1].counts.vectors, "result: the embed step's counts")
+local names = {}
+for name in pairs(results[1].counts) do names[#names + 1] = name end
+table.sort(names)
+t.eq(table.concat(names, ","), "entities,relations,vectors", "result: the counts the job tracker sums")
 
 local function entity(name)
   return one("SELECT entity_type, description, cardinality(source_ids) AS n FROM lightrag_entities WHERE name = $1", name)
@@ -87,7 +92,7 @@ local sorted = one([[SELECT count(*) AS n FROM lightrag_relations WHERE NOT (sou
 t.eq(sorted.n, 0, "relations are keyed by the pair in byte order")
 
 local want_vectors = 0
-for _, r in ipairs(results) do want_vectors = want_vectors + 1 + r.entities + r.relations end
+for _, r in ipairs(results) do want_vectors = want_vectors + 1 + r.counts.entities + r.counts.relations end
 local vec = one([[SELECT count(*) AS n, count(DISTINCT id) AS ids, min(dim) AS lo, max(dim) AS hi,
   min(model) AS model, bool_and(cardinality(embedding) = 256) AS full FROM lightrag_vectors]])
 local distinct = one([[SELECT
@@ -110,6 +115,7 @@ t.eq(chunk and chunk.chunk_id, "job-a:2", "chunks: the first delivery is recorde
 t.eq(chunk and chunk.uri, "hopper.txt", "chunks: with its metadata")
 local report = shield.json.decode(chunk.report)
 t.eq(report and report.steps[2].name, "graph", "chunks: the report lists the steps")
+t.eq(report and report.counts.entities, results[2].counts.entities, "chunks: the report has the chunk's counts")
 
 -- Redelivery and resubmission change nothing
 local before = snapshot()
@@ -162,7 +168,8 @@ t.eq(type(e) == "table" and e.message, "step graph: graph: nothing extracted: th
   "order: the message names the step")
 t.eq(type(e) == "table" and e.retryable, false, "order: not retryable")
 local r = pipeline.process(p, { "extract", "embed", "vectors" }, task("job-d", 2, "Alan Turing visited Manchester."), {})
-t.eq(r.vectors, r.entities + r.relations + 1, "order: embed without graph embeds the extracted records")
+t.eq(r.counts.vectors, r.counts.entities + r.counts.relations + 1,
+  "order: embed without graph embeds the extracted records")
 
 -- PostgreSQL down: a retryable failure; back up: the chunk goes through
 local servers = src .. "/tests/harness/servers.sh"
@@ -179,7 +186,7 @@ for _ = 1, 100 do
   if okk then back = res; break end
   shield.sleep(100)
 end
-t.ok(back and back.entities >= 2, "outage: processed once PostgreSQL is back")
+t.ok(back and back.counts.entities >= 2, "outage: processed once PostgreSQL is back")
 t.eq(entity("Katherine Johnson") and entity("Katherine Johnson").entity_type, "Person", "outage: her entity is stored")
 
 return t.done()

@@ -171,16 +171,74 @@ static void test_settle_ok(void) {
   RS_EQ_INT(0, xlen(RS_STREAM));
 }
 
+/* From an empty database: jobs a and b of na and nb chunks enqueued, read by
+ * w1 into e (8 entries at most) and begun. */
+static void begin_two_jobs(rs_entry_t *e, const char *a, int na, const char *b, int nb) {
+  rs_reset();
+  rs_now = T0;
+  enqueue(a, na, NULL);
+  enqueue(b, nb, NULL);
+  RS_EQ_INT(na + nb, rs_read("w1", ">", e, 8));
+  char want[8 * 4] = "run";
+  for (int i = 1; i < na + nb; i++) strcat(want, "|run");
+  RS_EQ_STR(want, rs_begin("w1", 3, e, na + nb, 0));
+}
+
+/* The count:<name> fields of a job hash, sorted. */
+static const char *count_fields(const char *job) {
+  return rs_q("EVAL %s 1 job:%s", "local out = {} for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do "
+              "if f:find('^count:') then out[#out + 1] = f end end table.sort(out) return out", job);
+}
+
+/* Counts of ok chunks (the text slot, "name=n,..."): added to count:<name> once
+ * per chunk, when the done set counts it; one HINCRBY per job and name. */
+static void test_settle_counts(void) {
+  rs_entry_t e[8];
+  begin_two_jobs(e, "c", 4, "d", 2);
+  /* c:0 twice in the batch (a redelivered copy): its counts add once. */
+  const char *b1[] = { "ok", e[0].id, "c", "c:0", "", "entities=3,relations=1",
+                       "ok", e[1].id, "c", "c:1", "", "entities=2,vectors=4",
+                       "ok", e[0].id, "c", "c:0", "", "entities=3,relations=1",
+                       "ok", e[4].id, "d", "d:0", "", "relations=7" };
+  RS_EQ_STR("4|3|0|0|0", rs_settle(4, b1));
+  RS_EQ_STR("5", hget("c", "count:entities"));
+  RS_EQ_STR("1", hget("c", "count:relations"));
+  RS_EQ_STR("4", hget("c", "count:vectors"));
+  RS_EQ_STR("7", hget("d", "count:relations"));
+  RS_EQ_STR("(nil)", hget("d", "count:entities"));
+  /* The same batch again (a lost reply): the done set has them, nothing adds. */
+  RS_EQ_STR("4|0|0|0|0", rs_settle(4, b1));
+  RS_EQ_STR("5", hget("c", "count:entities"));
+  RS_EQ_STR("7", hget("d", "count:relations"));
+  /* A redelivery of c:1 in a later batch beside a new chunk: only the new one adds. */
+  const char *b2[] = { "ok", e[1].id, "c", "c:1", "", "entities=2,vectors=4",
+                       "ok", e[2].id, "c", "c:2", "", "entities=10,vectors=0" };
+  RS_EQ_STR("2|1|0|0|0", rs_settle(2, b2));
+  RS_EQ_STR("15", hget("c", "count:entities"));
+  RS_EQ_STR("4", hget("c", "count:vectors"));
+  RS_EQ_STR("4", hget("c", "rev")); /* enqueue, begin, b1, b2 */
+  /* Without counts (noop scripts) nothing is added; a text the worker never
+   * writes, or a value over the per-chunk bound, is ignored. */
+  const char *b3[] = { "ok", e[3].id, "c", "c:3", "", "",
+                       "ok", e[5].id, "d", "d:1", "", "Bad Name=1,relations=1000000001,ok_name=2,x=-3" };
+  RS_EQ_STR("2|2|0|0|0", rs_settle(2, b3));
+  RS_EQ_STR("completed", hget("c", "status"));
+  RS_EQ_STR("count:entities|count:relations|count:vectors", count_fields("c"));
+  RS_EQ_STR("count:ok_name|count:relations", count_fields("d"));
+  RS_EQ_STR("7", hget("d", "count:relations"));
+  RS_EQ_STR("2", hget("d", "count:ok_name"));
+  /* A job whose hash is gone gets no counts back. */
+  rs_q("DEL job:c job:c:done");
+  const char *b4[] = { "ok", e[3].id, "c", "c:3", "", "entities=1" };
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, b4));
+  RS_EQ_INT(0, rs_int("EXISTS job:c"));
+}
+
 /* One progress event per job per batch, in the order the batch first touched the
  * jobs, each carrying the count after the batch. */
 static void test_progress_coalesced(void) {
   rs_entry_t e[8];
-  rs_reset();
-  rs_now = T0;
-  enqueue("m", 3, NULL);
-  enqueue("n", 3, NULL);
-  RS_EQ_INT(6, rs_read("w1", ">", e, 8));
-  RS_EQ_STR("run|run|run|run|run|run", rs_begin("w1", 3, e, 6, 0));
+  begin_two_jobs(e, "m", 3, "n", 3);
   RS_EQ_INT(4, xlen(RS_EVENTS));
   const char *b1[] = { "ok", e[3].id, "n", "n:0", "", "", "ok", e[0].id, "m", "m:0", "", "",
                        "ok", e[4].id, "n", "n:1", "", "" };
@@ -632,6 +690,7 @@ int main(void) {
   } tests[] = {
     { "enqueue", test_enqueue },
     { "settle ok", test_settle_ok },
+    { "settle counts", test_settle_counts },
     { "progress coalesced", test_progress_coalesced },
     { "retry and promote", test_retry_and_promote },
     { "promote limits", test_promote_limits },

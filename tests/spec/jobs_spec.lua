@@ -83,8 +83,25 @@ describe("shield.jobs", function()
       assert.are.same(jobs.view("01234567-89ab-4def-8123-456789abcdef", f), cjson.decode(text))
     end
     local text = jobs.view_json("id1", cases[2], cjson.encode)
+    assert.is_truthy(text:find('"counts":{}}$'))
     assert.is_nil(text:find("started_at", 1, true))
     assert.is_truthy(text:find('"percent_complete":100', 1, true))
     assert.is_truthy(text:find('"chunks_total":7,', 1, true))
+  end)
+
+  it("shows the counts of a job hash's count:<name> fields, always present", function()
+    local hash = { status = "completed", chunks_total = "2", chunks_processed = "2",
+      ["count:entities"] = "12", ["count:relations"] = "0", ["count:vectors"] = "31", rev = "4" }
+    local counts = jobs.hash_counts(hash)
+    assert.same({ entities = 12, relations = 0, vectors = 31 }, counts)
+    assert.same({}, jobs.hash_counts({ status = "queued" }))
+    hash.counts = counts
+    local text = jobs.view_json("id1", hash, cjson.encode)
+    assert.is_truthy(text:find(',"counts":{"entities":12,"relations":0,"vectors":31}}', 1, true))
+    assert.same(jobs.view("id1", hash), cjson.decode(text))
+    assert.same({ entities = 12, relations = 0, vectors = 31 }, jobs.view("id1", hash).counts)
+    assert.same({}, jobs.view("id1", { status = "queued" }).counts)
+    assert.equal("{}", jobs.counts_json({}, cjson.encode))
+    assert.equal('{"a\\"b":1}', jobs.counts_json({ ['a"b'] = 1 }, cjson.encode))
   end)
 end)

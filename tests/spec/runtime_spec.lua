@@ -17,6 +17,7 @@ end)
 describe("library modules", function()
   local modules = {
     "shield.retry",
+    "shield.counts",
     "shield.lightrag.text",
     "shield.lightrag.prompt",
     "shield.lightrag.parser",

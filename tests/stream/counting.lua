@@ -1,7 +1,8 @@
 -- A processing script for the stream tests: counts every run of every chunk in
 -- Redis (test:seen, test:attempts:<chunk>), and misbehaves on request through
 -- the chunk's metadata: fail_until (fail while attempt < n), always_fail,
--- crash (the worker exits), slow_ms (sleeps first).
+-- crash (the worker exits), slow_ms (sleeps first); its result carries the
+-- metadata's counts, if any.
 local shield = require "shield"
 
 local M = {}
@@ -28,7 +29,7 @@ function M.process(task, ctx)
   if meta.fail_until and task.attempt < meta.fail_until then
     error("transient failure on attempt " .. task.attempt)
   end
-  return { version = M.VERSION }
+  return { version = M.VERSION, counts = meta.counts }
 end
 
 function M.retry(task, err, attempt)

@@ -6,8 +6,9 @@ local shield = require "shield"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 local problem = require "shield.api.problem"
+local reply = require "shield.reply"
 
-local tonumber, ipairs, type, unpack = tonumber, ipairs, type, unpack
+local tonumber, ipairs, pairs, type = tonumber, ipairs, pairs, type
 
 local _M = {}
 
@@ -76,38 +77,44 @@ function _M.ingest(req)
 end
 
 local COLUMNS = "id, job_type, status, chunks_total, chunks_processed, chunks_failed, chunks_skipped, "
-  .. "metadata::text AS metadata, error_message, "
+  .. "metadata::text AS metadata, counts::text AS counts, error_message, "
   .. "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at, "
   .. "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS started_at, "
   .. "to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS completed_at"
+
+-- A job_status row with its counts (jsonb, read as text) as a {name = n} table.
+local function row_fields(row)
+  local decoded = shield.json.decode(row.counts)
+  local counts = {}
+  for name, n in pairs(type(decoded) == "table" and decoded or {}) do
+    if type(n) == "number" then
+      counts[name] = n
+    end
+  end
+  row.counts = counts
+  return row
+end
 
 local function from_postgres(id)
   local rows, err = shield.pg.query("SELECT " .. COLUMNS .. " FROM job_status WHERE id = $1", id)
   if not rows then
     return nil, err
   end
-  return rows[1] or false
+  return rows[1] and row_fields(rows[1]) or false
 end
 
--- The hash fields the view shows (not metadata, rev), and their reading:
--- every job hash has a status, so none means no job.
-local VIEW_FIELDS = { "status", "job_type", "chunks_total", "chunks_processed", "chunks_failed", "chunks_skipped",
-  "created_at", "started_at", "completed_at", "error_message" }
-
+-- The whole hash: the count:<name> fields are not known in advance. Every job
+-- hash has a status, so none means no job.
 local function from_redis(id)
-  local h, err = shield.redis.call("HMGET", "job:" .. id, unpack(VIEW_FIELDS))
-  if type(h) ~= "table" then
+  local flat, err = shield.redis.call("HGETALL", "job:" .. id)
+  if type(flat) ~= "table" then
     return nil, err
   end
-  if not h[1] then
+  local f = reply.fields(flat)
+  if not f.status then
     return false
   end
-  local f = {}
-  for i = 1, #VIEW_FIELDS do
-    if h[i] then -- absent fields come as false
-      f[VIEW_FIELDS[i]] = h[i]
-    end
-  end
+  f.counts = jobs.hash_counts(f)
   return f
 end
 
@@ -157,7 +164,7 @@ function _M.list(req)
   end
   local out = {}
   for i, row in ipairs(rows) do
-    out[i] = jobs.view(row.id, row)
+    out[i] = jobs.view(row.id, row_fields(row))
   end
   return 200, { jobs = out, count = #out }
 end

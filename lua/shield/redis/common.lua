@@ -21,7 +21,8 @@
 -- Job hash job:<id>: status (queued|processing|completed|failed|cancelled),
 -- job_type, metadata (JSON), chunks_total, chunks_processed, chunks_failed,
 -- chunks_skipped, created_at, started_at, completed_at, error_message (the first
--- failure), rev (incremented by every change; clean.lua compares it). Every time
+-- failure), rev (incremented by every change; clean.lua compares it), and
+-- count:<name> for each count its chunks reported (settle.lua). Every time
 -- (created_at, started_at, completed_at, failed_at, due_at) is epoch milliseconds
 -- as a decimal string: scripts need the arithmetic (duration_ms) and Redis' Lua has
 -- no os.date; the HTTP API and the PostgreSQL sync format them as ISO-8601.

@@ -3,7 +3,7 @@
 -- ARGV[1..3] now (ms), events maxlen, status ttl (common.lua)
 -- ARGV[4]  consumer group
 -- ARGV[5..] records of 6 values: op, msg_id, job_id, chunk_id, num, text
---   ok     the chunk succeeded (num, text unused)
+--   ok     the chunk succeeded (num unused), text = its counts: "name=n,..." or ""
 --   retry  run it again at num (epoch ms), text = the error
 --   dead   dead-letter it, text = the error
 --   skip   not run: its job is cancelled (or begin said skip)
@@ -12,6 +12,10 @@
 -- the same step that records its outcome. Invariant 2: the job's done set decides
 -- whether an outcome counts, so settling a record twice (a re-sent batch after a
 -- lost reply) changes nothing. Within a batch, ok records are applied first.
+-- The counts of an ok chunk are added to its job's count:<name> fields only
+-- when the done set counts the chunk now: one SMISMEMBER per job for the
+-- chunks that carry counts, one HINCRBY per job and name (noop chunks, which
+-- carry none, cost nothing more).
 -- A retry whose chunk is already final, or whose entry is gone (settled before),
 -- does nothing; a retry or a dead outcome of a cancelled job counts as skipped and
 -- as failed respectively; outcomes of jobs whose hash no longer exists are only
@@ -26,8 +30,14 @@ if not group or n ~= floor(n) then
   return redis.error_reply('bad arguments: group, then records of 6 expected')
 end
 
+local gmatch, match = string.gmatch, string.match
+-- shield.counts' bound on one chunk's value; over it a value is ignored, as it
+-- could overflow HINCRBY, an error that cannot undo the writes before it.
+local MAX_COUNT = 1e9
+
 -- Read every record before the first write, so a refused call changes nothing.
-local ids, ok_jobs, ok_chunks, others = {}, {}, {}, {}
+-- counted[job_id]: the ok chunks that carry counts, {chunks = {...}, texts = {...}}.
+local ids, ok_jobs, ok_chunks, counted, others = {}, {}, {}, {}, {}
 for i = 5, #ARGV, 6 do
   local op, job_id = ARGV[i], ARGV[i + 2]
   ids[#ids + 1] = ARGV[i + 1]
@@ -40,6 +50,15 @@ for i = 5, #ARGV, 6 do
         ok_jobs[#ok_jobs + 1] = job_id
       end
       list[#list + 1] = ARGV[i + 3]
+      if ARGV[i + 5] ~= '' then
+        local c = counted[job_id]
+        if not c then
+          c = { chunks = {}, texts = {} }
+          counted[job_id] = c
+        end
+        c.chunks[#c.chunks + 1] = ARGV[i + 3]
+        c.texts[#c.texts + 1] = ARGV[i + 5]
+      end
     end
   elseif op == 'dead' or op == 'skip' or (op == 'retry' and tonumber(ARGV[i + 4])) then
     others[#others + 1] = i
@@ -48,10 +67,39 @@ for i = 5, #ARGV, 6 do
   end
 end
 
+-- The counts of c's chunks that the job's done set does not hold yet, summed
+-- by name; read before count_final adds them. A chunk twice in the batch
+-- counts once.
+local function new_counts(j, c)
+  local sums, seen, chunks = {}, {}, c.chunks
+  for first = 1, #chunks, 1000 do
+    local known = call('SMISMEMBER', j.done, unpack(chunks, first, min(first + 999, #chunks)))
+    for k = 1, #known do
+      local chunk = chunks[first + k - 1]
+      if known[k] == 0 and not seen[chunk] then
+        seen[chunk] = true
+        for item in gmatch(c.texts[first + k - 1], '[^,]+') do
+          local name, value = match(item, '^([a-z0-9_]+)=(%d+)$')
+          local n = tonumber(value)
+          if n and n <= MAX_COUNT then sums[name] = (sums[name] or 0) + n end
+        end
+      end
+    end
+  end
+  return sums
+end
+
 local processed, retried, dead, skipped = 0, 0, 0, 0
 for k = 1, #ok_jobs do
-  local j = job(ok_jobs[k])
-  if j then processed = processed + count_final(j, ok_chunks[ok_jobs[k]], 'processed') end
+  local id = ok_jobs[k]
+  local j = job(id)
+  if j then
+    local sums = counted[id] and new_counts(j, counted[id])
+    processed = processed + count_final(j, ok_chunks[id], 'processed')
+    for name, n in pairs(sums or {}) do
+      call('HINCRBY', j.key, 'count:' .. name, format('%d', n))
+    end
+  end
 end
 
 -- A retry: the entry's fields with attempt + 1 (and no carried deliveries: a

@@ -12,9 +12,9 @@ local ipairs, tonumber, table_concat, string_format = ipairs, tonumber, table.co
 local _M = {}
 
 local DIRTY_KEY = scripts.DIRTY_KEY
--- 200 rows of 13 parameters: well inside LuaJIT's limit on a C call's stack.
+-- 200 rows of 14 parameters: well inside LuaJIT's limit on a C call's stack.
 local BATCH = 200
-local COLUMNS = 13
+local COLUMNS = 14
 
 local function timestamp(v)
   if v == nil or v == "" then
@@ -28,7 +28,7 @@ end
 
 local upsert_cache = {}
 
--- INSERT ... VALUES ($1..$13), ($14..$26), ... for n rows.
+-- INSERT ... VALUES ($1..$14), ($15..$28), ... for n rows.
 local function upsert_sql(n)
   local sql = upsert_cache[n]
   if sql then
@@ -38,18 +38,18 @@ local function upsert_sql(n)
   for r = 0, n - 1 do
     local b = r * COLUMNS
     rows[#rows + 1] = string_format(
-      "($%d, $%d, $%d, $%d::int, $%d::int, $%d::int, $%d::int, $%d::jsonb, $%d, $%d::timestamptz, $%d::timestamptz, $%d::timestamptz, $%d::bigint)",
-      b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13)
+      "($%d, $%d, $%d, $%d::int, $%d::int, $%d::int, $%d::int, $%d::jsonb, $%d, $%d::timestamptz, $%d::timestamptz, $%d::timestamptz, $%d::bigint, $%d::jsonb)",
+      b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13, b + 14)
   end
   sql = "INSERT INTO job_status (id, job_type, status, chunks_total, chunks_processed, chunks_failed, "
-    .. "chunks_skipped, metadata, error_message, created_at, started_at, completed_at, rev) VALUES "
+    .. "chunks_skipped, metadata, error_message, created_at, started_at, completed_at, rev, counts) VALUES "
     .. table_concat(rows, ", ")
     .. " ON CONFLICT (id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status, "
     .. "chunks_total = EXCLUDED.chunks_total, chunks_processed = EXCLUDED.chunks_processed, "
     .. "chunks_failed = EXCLUDED.chunks_failed, chunks_skipped = EXCLUDED.chunks_skipped, "
     .. "metadata = EXCLUDED.metadata, error_message = EXCLUDED.error_message, "
     .. "created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at, "
-    .. "completed_at = EXCLUDED.completed_at, rev = EXCLUDED.rev, updated_at = now() "
+    .. "completed_at = EXCLUDED.completed_at, rev = EXCLUDED.rev, counts = EXCLUDED.counts, updated_at = now() "
     .. "WHERE job_status.rev < EXCLUDED.rev"
   upsert_cache[n] = sql
   return sql
@@ -90,6 +90,7 @@ function _M.sync_once()
       params[p + 11] = timestamp(h.started_at) or shield.pg.null
       params[p + 12] = timestamp(h.completed_at) or shield.pg.null
       params[p + 13] = tonumber(h.rev) or 0
+      params[p + 14] = jobs.counts_json(jobs.hash_counts(h), shield.json.encode)
       n = n + 1
     end
     clean_args[#clean_args + 1] = id

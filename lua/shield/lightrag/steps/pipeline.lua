@@ -71,9 +71,12 @@ local function record(state, result)
   if not ok then service.fail("record: " .. tostring(err), service.pg_retryable(sqlstate)) end
 end
 
--- process(p, plan, task, ctx) -> result {steps=, total_ms=, entities=,
--- relations=, vectors=}; plan is an order for steps.run. A failing step's
--- error is raised again with the step's name in front of its message.
+-- process(p, plan, task, ctx) -> result {steps=, total_ms=, counts =
+-- {entities=, relations=, vectors=}, chunk=, script_version=}; plan is an
+-- order for steps.run. The runtime adds result.counts to the job's counts
+-- (GET /jobs/<id>); the whole result is the chunk's report in
+-- lightrag_chunks. A failing step's error is raised again with the step's
+-- name in front of its message.
 function _M.process(p, plan, task, ctx)
   local content = type(task.content) == "string" and task.content or ""
   local state = { task = task, content = content, chunk_key = "chunk-" .. md5.hex(content), pipeline = p }
@@ -87,9 +90,11 @@ function _M.process(p, plan, task, ctx)
   end
   local result = {
     steps = report.steps, total_ms = report.total_ms,
-    entities = state.extraction and #state.extraction.entities or 0,
-    relations = state.extraction and #state.extraction.relations or 0,
-    vectors = state.vectors and #state.vectors.items or 0,
+    counts = {
+      entities = state.extraction and #state.extraction.entities or 0,
+      relations = state.extraction and #state.extraction.relations or 0,
+      vectors = state.vectors and #state.vectors.items or 0,
+    },
     chunk = state.chunk_key,
     script_version = ctx and ctx.script_version,
   }
