@@ -2,6 +2,7 @@
 harness's Redis and PostgreSQL, a JSON client, raw sockets, a strict parser of
 the Prometheus text format, and tap-style checks that end with the "N passed,
 N failed" line."""
+import atexit
 import http.client
 import json
 import os
@@ -99,6 +100,7 @@ class Runtime:
         self.log = os.path.join(self.dir, "runtime.log")
         self.proc = subprocess.Popen([BIN, "--config", self.config], cwd=SRC, stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT)
+        atexit.register(self.stop)  # a test that raises must not leave the pool running
         if not wait_for(lambda: self.up(), 20):
             print(self.log_tail())
             raise SystemExit("the runtime did not answer /health")
