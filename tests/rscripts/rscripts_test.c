@@ -628,7 +628,7 @@ static void test_reclaim(void) {
   RS_EQ_INT(3, xlen(RS_DEAD));
 }
 
-/* Longer than one unpack() slice: SADD, XACK and XDEL go in slices of 1000. */
+/* Longer than one unpack() slice: SADD and XACK go in slices of 1000. */
 static void test_big_batch(void) {
   enum { N = 2500 };
   rs_entry_t *e = malloc(sizeof *e * N);
@@ -661,6 +661,231 @@ static void test_big_batch(void) {
   RS_EQ_STR("completed", hget("big", "status"));
   RS_EQ_INT(N, rs_int("SCARD job:big:done"));
   RS_EQ_INT(0, rs_pending());
+  RS_EQ_INT(0, xlen(RS_STREAM));
+  free(records);
+  free(e);
+}
+
+/* The fields (joined by '|') of task entry id, "" once deleted or trimmed. */
+static const char *entry_by_id(const char *id) {
+  return rs_q("EVAL %s 1 %s %s", "local r = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1] "
+              "return r and r[2] or {}", RS_STREAM, id);
+}
+
+/* XREADGROUP of up to count new entries for group audit; how many it read. */
+static long long audit_read(int count) {
+  redisReply *r = redisCommand(rs_redis, "XREADGROUP GROUP audit a1 COUNT %d STREAMS %s >", count,
+                               RS_STREAM);
+  long long n = r && r->type == REDIS_REPLY_ARRAY ? (long long)r->element[0]->element[1]->elements : -1;
+  freeReplyObject(r);
+  return n;
+}
+
+/* The Lua type of the group's lag in XINFO GROUPS: "boolean" when Redis
+ * cannot tell it (nil), else "number". */
+static const char *lag_type(void) {
+  return rs_q("EVAL %s 1 %s", "local g = redis.call('XINFO', 'GROUPS', KEYS[1])[1] "
+              "for i = 1, #g, 2 do if g[i] == 'lag' then return type(g[i + 1]) end end", RS_STREAM);
+}
+
+/* Acknowledged entries are trimmed in order (common.lua trim_acked): behind an
+ * older pending entry they stay readable, and go with it once it settles. An
+ * outcome re-sent for such an entry does nothing: the PEL, not XRANGE, says
+ * whether it is still due. */
+static void test_trim_held_back(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("h", 5, NULL);
+  rs_q("XADD %s * content orphan", RS_STREAM);
+  RS_EQ_INT(6, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run|run|run|run|run", rs_begin("w1", 3, e, 5, 0));
+  const char *later[] = { "ok", e[1].id, "h", "h:1", "", "", "ok", e[2].id, "h", "h:2", "", "",
+                          "retry", e[3].id, "h", "h:3", "1700000005000", "timeout",
+                          "dead", e[5].id, "", "", "", "malformed entry" };
+  RS_EQ_STR("4|2|1|1|0", rs_settle(4, later));
+  RS_EQ_INT(2, rs_pending()); /* h:0 and h:4 */
+  RS_EQ_INT(6, xlen(RS_STREAM));
+  RS_EQ_STR("job_id|h|chunk_id|h:3|content|text 3|metadata|{\"i\":3}", entry_by_id(e[3].id));
+  RS_EQ_STR("content|orphan", entry_by_id(e[5].id));
+  long long events = xlen(RS_EVENTS);
+  /* Re-sent (a lost reply): the retried and the dead-lettered entries are still
+   * readable, but acknowledged: nothing is scheduled or dead-lettered twice. */
+  RS_EQ_STR("4|0|0|0|0", rs_settle(4, later));
+  RS_EQ_INT(1, rs_int("ZCARD %s", RS_RETRY));
+  RS_EQ_INT(1, xlen(RS_DEAD));
+  RS_EQ_INT(events, xlen(RS_EVENTS));
+  RS_EQ_INT(6, xlen(RS_STREAM));
+  /* The newest pending entry settles: still behind h:0. */
+  const char *newest[] = { "ok", e[4].id, "h", "h:4", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, newest));
+  RS_EQ_INT(6, xlen(RS_STREAM));
+  /* The oldest settles: one trim takes every entry. */
+  const char *oldest[] = { "ok", e[0].id, "h", "h:0", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, oldest));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_STR("", entry_by_id(e[3].id));
+}
+
+/* Entries not yet delivered stay, whatever is acknowledged before them; the
+ * ids reclaim.lua and promote.lua add come after the last delivered one. */
+static void test_trim_undelivered(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("u", 4, NULL);
+  RS_EQ_INT(2, rs_read("w1", ">", e, 2));
+  const char *two[] = { "ok", e[0].id, "u", "u:0", "", "", "ok", e[1].id, "u", "u:1", "", "" };
+  RS_EQ_STR("2|2|0|0|0", rs_settle(2, two));
+  RS_EQ_INT(2, xlen(RS_STREAM));
+  RS_EQ_STR("job_id|u|chunk_id|u:2|content|text 2|metadata|{\"i\":2}", rs_entry(RS_STREAM, 0));
+  RS_EQ_STR("job_id|u|chunk_id|u:3|content|text 3|metadata|{\"i\":3}", rs_entry(RS_STREAM, 1));
+  /* A retry of u:2 lands after u:3, still undelivered, when promoted. */
+  RS_EQ_INT(1, rs_read("w1", ">", e, 1));
+  const char *retry[] = { "retry", e[0].id, "u", "u:2", "1700000000000", "timeout" };
+  RS_EQ_STR("1|0|1|0|0", rs_settle(1, retry));
+  RS_EQ_STR("1", rs_run("promote", "10", NULL));
+  RS_EQ_INT(2, xlen(RS_STREAM));
+  RS_EQ_INT(2, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("u:3", e[0].chunk);
+  RS_EQ_STR("u:2", e[1].chunk);
+  const char *rest[] = { "ok", e[0].id, "u", "u:3", "", "", "ok", e[1].id, "u", "u:2", "", "" };
+  RS_EQ_STR("2|2|0|0|0", rs_settle(2, rest));
+  RS_EQ_STR("completed", hget("u", "status"));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+}
+
+/* A second consumer group (reading from the start): the trim keeps what it has
+ * not read and what it has pending. A re-sent outcome (nothing new to
+ * acknowledge) is what triggers the trim here. */
+static void test_trim_second_group(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("v", 4, NULL);
+  RS_EQ_STR("OK", rs_q("XGROUP CREATE %s audit 0", RS_STREAM));
+  RS_EQ_INT(4, rs_read("w1", ">", e, 8));
+  const char *all[] = { "ok", e[0].id, "v", "v:0", "", "", "ok", e[1].id, "v", "v:1", "", "",
+                        "ok", e[2].id, "v", "v:2", "", "", "ok", e[3].id, "v", "v:3", "", "" };
+  RS_EQ_STR("4|4|0|0|0", rs_settle(4, all));
+  RS_EQ_INT(0, rs_pending());
+  RS_EQ_INT(4, xlen(RS_STREAM));
+  RS_EQ_INT(2, audit_read(2));
+  RS_EQ_STR("4|0|0|0|0", rs_settle(4, all));
+  RS_EQ_INT(4, xlen(RS_STREAM));
+  RS_EQ_INT(1, rs_int("XACK %s audit %s", RS_STREAM, e[0].id));
+  RS_EQ_STR("4|0|0|0|0", rs_settle(4, all));
+  RS_EQ_INT(3, xlen(RS_STREAM)); /* v:1 pending in audit, v:2 and v:3 unread */
+  RS_EQ_INT(1, rs_int("XACK %s audit %s", RS_STREAM, e[1].id));
+  RS_EQ_STR("4|0|0|0|0", rs_settle(4, all));
+  RS_EQ_INT(2, xlen(RS_STREAM));
+  RS_EQ_STR("job_id|v|chunk_id|v:2|content|text 2|metadata|{\"i\":2}", rs_entry(RS_STREAM, 0));
+  RS_EQ_INT(2, audit_read(2));
+  RS_EQ_INT(2, rs_int("XACK %s audit %s %s", RS_STREAM, e[2].id, e[3].id));
+  RS_EQ_STR("4|0|0|0|0", rs_settle(4, all));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+}
+
+/* When Redis 7.0 cannot tell a group's lag (its last-delivered entry deleted by
+ * someone else), the acknowledged entries held back cannot be counted: each
+ * call deletes the entries it acknowledges, as past the bound. */
+static void test_trim_lag_unknown(void) {
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("l", 5, NULL);
+  RS_EQ_INT(3, rs_read("w1", ">", e, 3));
+  RS_EQ_INT(1, rs_int("XACK %s %s %s", RS_STREAM, RS_GROUP, e[2].id));
+  RS_EQ_INT(1, rs_int("XDEL %s %s", RS_STREAM, e[2].id));
+  RS_EQ_STR("boolean", lag_type());
+  const char *one[] = { "ok", e[1].id, "l", "l:1", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, one));
+  RS_EQ_INT(3, xlen(RS_STREAM));
+  RS_EQ_STR("", entry_by_id(e[1].id));
+  /* The next delivery makes the lag known again: l:3 is held behind l:0. */
+  RS_EQ_INT(2, rs_read("w1", ">", e + 3, 2));
+  RS_EQ_STR("number", lag_type());
+  const char *three[] = { "ok", e[3].id, "l", "l:3", "", "" };
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, three));
+  RS_EQ_INT(3, xlen(RS_STREAM));
+  const char *rest[] = { "ok", e[0].id, "l", "l:0", "", "", "ok", e[4].id, "l", "l:4", "", "" };
+  RS_EQ_STR("2|2|0|0|0", rs_settle(2, rest));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+}
+
+/* Past ACKED_HELD_MAX (common.lua, 10,000) acknowledged entries held behind an
+ * older pending one, each call deletes the entries it acknowledges (XDEL), so
+ * memory stops growing; never the group's last-delivered entry (its deletion
+ * would make Redis 7.0's lag unknown). With audit, a second group, only entries
+ * audit has read and does not have pending are deleted. */
+enum { HELD = 10000, EXTRA = 100, BIG = 1 + HELD + EXTRA };
+
+
+/* Enqueues a (1 chunk) and b (HELD + EXTRA), reads them all into e, and
+ * settles b's first HELD chunks in batches of 1000: all stay, behind a:0. */
+static void hold_back(rs_entry_t *e, const char **records) {
+  rs_reset();
+  rs_now = T0;
+  enqueue("a", 1, NULL);
+  enqueue("b", HELD + EXTRA, NULL);
+  RS_EQ_INT(BIG, rs_read("w1", ">", e, BIG));
+  for (int i = 0; i < BIG; i++) {
+    const char *r[6] = { "ok", e[i].id, e[i].job, e[i].chunk, "", "" };
+    memcpy(records + 6 * i, r, sizeof r);
+  }
+  for (int first = 1; first < 1 + HELD; first += 1000)
+    RS_EQ_STR("1000|1000|0|0|0", rs_settle(1000, records + 6 * first));
+  RS_EQ_INT(BIG, xlen(RS_STREAM));
+  RS_EQ_INT(1 + EXTRA, rs_pending());
+}
+
+static void test_trim_bound(void) {
+  rs_entry_t *e = malloc(sizeof *e * BIG);
+  const char **records = malloc(sizeof *records * 6 * BIG);
+  if (!e || !records) exit(1);
+  hold_back(e, records);
+  /* Over the bound: the last EXTRA are deleted as they are acknowledged, but
+   * the newest (the group's last delivered). */
+  RS_EQ_STR("100|100|0|0|0", rs_settle(EXTRA, records + 6 * (1 + HELD)));
+  RS_EQ_INT(BIG - (EXTRA - 1), xlen(RS_STREAM));
+  RS_EQ_STR("", entry_by_id(e[1 + HELD].id));
+  RS_EQ_STR("", entry_by_id(e[BIG - 2].id));
+  RS_CHECK(strcmp("", entry_by_id(e[BIG - 1].id)) != 0);
+  RS_CHECK(strcmp("", entry_by_id(e[HELD].id)) != 0);
+  RS_EQ_STR("10100", hget("b", "chunks_processed"));
+  RS_EQ_STR("completed", hget("b", "status"));
+  /* a:0 settles: the trim takes the rest. */
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, records));
+  RS_EQ_INT(0, xlen(RS_STREAM));
+  RS_EQ_INT(0, rs_pending());
+
+  /* The same with audit, which has read up to b's chunk HELD + 49 and has
+   * HELD + 10 pending. */
+  hold_back(e, records);
+  RS_EQ_STR("OK", rs_q("XGROUP CREATE %s audit 0", RS_STREAM));
+  RS_EQ_INT(1 + HELD + 50, audit_read(1 + HELD + 50));
+  const char *kept = e[1 + HELD + 10].id;
+  RS_EQ_INT(HELD + 50, rs_int("EVAL %s 1 %s %s", "local n = 0 "
+              "for _, p in ipairs(redis.call('XPENDING', KEYS[1], 'audit', '-', '+', 20000)) do "
+              "if p[1] ~= ARGV[1] then n = n + redis.call('XACK', KEYS[1], 'audit', p[1]) end end "
+              "return n", RS_STREAM, kept));
+  RS_EQ_STR("100|100|0|0|0", rs_settle(EXTRA, records + 6 * (1 + HELD)));
+  /* Deleted: audit's read and acknowledged ones (chunks HELD .. HELD + 49), but
+   * HELD + 10 (pending in audit) and HELD + 49 (audit's last delivered). */
+  RS_EQ_INT(BIG - 48, xlen(RS_STREAM));
+  RS_EQ_STR("", entry_by_id(e[1 + HELD].id));
+  RS_CHECK(strcmp("", entry_by_id(kept)) != 0);
+  RS_CHECK(strcmp("", entry_by_id(e[1 + HELD + 49].id)) != 0);
+  RS_CHECK(strcmp("", entry_by_id(e[1 + HELD + 50].id)) != 0);
+  /* a:0 settles: the trim stops at audit's pending entry. */
+  RS_EQ_STR("1|1|0|0|0", rs_settle(1, records));
+  RS_EQ_INT(52, xlen(RS_STREAM));
+  RS_EQ_INT(50, audit_read(100));
+  RS_EQ_INT(51, rs_int("EVAL %s 1 %s", "local n = 0 "
+              "for _, p in ipairs(redis.call('XPENDING', KEYS[1], 'audit', '-', '+', 100)) do "
+              "n = n + redis.call('XACK', KEYS[1], 'audit', p[1]) end return n", RS_STREAM));
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, records));
   RS_EQ_INT(0, xlen(RS_STREAM));
   free(records);
   free(e);
@@ -701,6 +926,11 @@ int main(void) {
     { "cancel", test_cancel },
     { "reclaim", test_reclaim },
     { "big batch", test_big_batch },
+    { "trim: held behind an older pending entry", test_trim_held_back },
+    { "trim: undelivered entries stay", test_trim_undelivered },
+    { "trim: a second group's entries stay", test_trim_second_group },
+    { "trim: lag unknown", test_trim_lag_unknown },
+    { "trim: deletes past the bound", test_trim_bound },
     { "clean", test_clean },
   };
   const int n = (int)(sizeof tests / sizeof tests[0]);

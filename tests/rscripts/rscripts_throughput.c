@@ -1,7 +1,7 @@
 /* Throughput of the hot-path scripts, printed (not asserted): begin and settle of
  * 100,000 entries in batches of 100, one synchronous EVALSHA per batch, with tiny
- * and with 1 KiB chunk contents (XDEL walks the stream node up to the entry, so
- * its cost grows with the entries per node: ~100 tiny ones, a few large ones).
+ * and with 1 KiB chunk contents (the trim after each XACK walks the first stream
+ * node up to its oldest needed entry: ~100 tiny entries a node, a few large ones).
  * The outcome is asserted: every job completed, the stream and its PEL empty,
  * the events stream capped. */
 #include "rs_harness.h"

@@ -26,6 +26,23 @@ check "10,000 tasks drained" wait_for 60 drained
 check "each processed once, acked, nothing pending, lag 0" verify once "$T/jobs.txt"
 stop_supervisor; check "stops with 0" test $? -eq 0
 
+# --- a long chunk keeps the acknowledged entries after it until it settles -------
+# (common.lua trim_acked trims the stream in order, up to the oldest pending entry)
+fresh
+start_supervisor "$CFG"
+wait_for 10 workers_ready 4
+lua "$here/enqueue.lua" 1 1 '{"slow_ms":5000}' > "$T/jobs.txt"
+lua "$here/enqueue.lua" 20 100 >> "$T/jobs.txt"
+only_slow_left() {
+  [[ $(redis HLEN test:seen) -eq 2001 && $(redis XPENDING shield:ingestion_queue lightrag-workers | head -1) == 1 ]]
+}
+check "2,000 chunks settled while the long one runs" wait_for 30 only_slow_left
+held=$(redis XLEN shield:ingestion_queue)
+check "... and still in the stream behind it (XLEN $held)" test "$held" -eq 2001
+check "once it settles the stream is trimmed empty" wait_for 30 drained
+check "... every chunk once, nothing pending" verify once "$T/jobs.txt"
+stop_supervisor
+
 # --- fails twice, then succeeds on the third attempt -----------------------------
 fresh
 start_supervisor "$CFG"

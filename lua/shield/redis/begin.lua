@@ -13,7 +13,7 @@
 --           gone, or the chunk is already in the done set;
 --   "dead"  settled here: dead-lettered (a pending-pass entry delivered more than
 --           max deliveries times, counted failed once; or a malformed entry with no
---           job_id or no chunk_id), acknowledged and deleted;
+--           job_id or no chunk_id), acknowledged and trimmed (trim_acked);
 --   "gone"  nothing to do: a pending-pass entry no longer pending for this consumer
 --           (settled or reclaimed meanwhile), or one deleted (acknowledged here).
 -- Each queued job with an entry to run becomes processing (started_at,
@@ -74,7 +74,7 @@ end
 
 if #settled > 0 then
   call_many('XACK', K_STREAM, settled, group)
-  call_many('XDEL', K_STREAM, settled)
+  trim_acked(settled)
 end
 flush_jobs()
 return verdicts

@@ -91,7 +91,11 @@ local function emit(kind, job_id, fields)
 end
 
 -- The fields of task entry id as a flat {name, value, ...} array; nil once deleted.
-local function entry_fields(id)
+-- With group: nil also once the entry is no longer pending in group (settled or
+-- reclaimed before): an acknowledged entry may stay readable until the trim of
+-- trim_acked passes it, so only the PEL says whether an outcome is still due.
+local function entry_fields(id, group)
+  if group and not call('XPENDING', K_STREAM, group, id, id, 1)[1] then return nil end
   local r = call('XRANGE', K_STREAM, id, id)
   if r[1] then return r[1][2] end
 end
@@ -115,6 +119,103 @@ local function call_many(cmd, key, list, first)
     end
   end
   return n
+end
+
+-- Stream ids "<ms>-<seq>" compared as two unsigned 64-bit decimals (Redis writes
+-- them without leading zeros; Lua's doubles are exact only to 2^53).
+local U64_MAX = '18446744073709551615'
+
+local function dec_less(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+
+local function id_less(a, b)
+  local am, as = a:match('^(%d+)-(%d+)$')
+  local bm, bs = b:match('^(%d+)-(%d+)$')
+  if am ~= bm then return dec_less(am, bm) end
+  return dec_less(as, bs)
+end
+
+local function dec_incr(s)
+  local i = #s
+  while i > 0 and s:byte(i) == 57 do i = i - 1 end -- trailing '9's
+  if i == 0 then return '1' .. ('0'):rep(#s) end
+  return s:sub(1, i - 1) .. string.char(s:byte(i) + 1) .. ('0'):rep(#s - i)
+end
+
+-- The smallest id after id; nil after the largest possible one.
+local function id_after(id)
+  local ms, seq = id:match('^(%d+)-(%d+)$')
+  if seq ~= U64_MAX then return ms .. '-' .. dec_incr(seq) end
+  if ms ~= U64_MAX then return dec_incr(ms) .. '-0' end
+end
+
+-- Acknowledged entries the trim may keep behind an older pending one before
+-- trim_acked deletes each acknowledged entry instead (see there).
+local ACKED_HELD_MAX = 10000
+
+-- Removes acknowledged task entries; called by each script that acknowledges
+-- (settle, begin, reclaim), right after its XACK of ids. DESIGN section 4.
+-- Per-entry XDEL walks the entry's stream node (up to 100 entries) from its
+-- start, over the entries deleted before: it was ~16-19% of Redis' work in a
+-- drain. Instead the stream is trimmed from the front (XTRIM MINID, exact, so
+-- a drained stream has XLEN 0), which frees whole nodes and walks one node per
+-- call. MINID is the smallest, over the stream's consumer groups, of the
+-- group's oldest pending id (invariant 1: a pending entry's fields stay
+-- readable until it is acknowledged) and the id right after its
+-- last-delivered-id (an entry not yet delivered to some group stays). No
+-- group: nothing is trimmed.
+-- In-order trimming lets one long-pending entry (a chunk running for minutes,
+-- a dead consumer's entry awaiting reclaim) keep every acknowledged entry after
+-- it. To bound that, the acknowledged entries left after the trim are counted:
+-- XLEN minus, for the group that needs most, its lag (entries not yet
+-- delivered) and its pending count. Redis 7.0 keeps lag exact while only
+-- delivered entries are deleted, except when a group's last-delivered entry
+-- itself is deleted, so that one is never XDELed here. Over ACKED_HELD_MAX,
+-- or when a lag is unknown, the ids of this call are deleted one by one (the
+-- cost of before) and memory stops growing; once the old entry is settled the
+-- next trim removes the rest. With several groups, only ids that every group
+-- has received and none has pending are deleted.
+local function trim_acked(ids)
+  if #ids == 0 then return end
+  local len = call('XLEN', K_STREAM)
+  if len == 0 then return end
+  local groups = call('XINFO', 'GROUPS', K_STREAM)
+  if #groups == 0 then return end
+  local minid, need, lag_known, lasts, names = nil, 0, true, {}, {}
+  for g = 1, #groups do
+    local info, f = groups[g], {}
+    for k = 1, #info, 2 do f[info[k]] = info[k + 1] end
+    local last, pending, lag = f['last-delivered-id'], f.pending, f.lag
+    names[g], lasts[g] = f.name, last
+    local limit = id_after(last)
+    if pending > 0 then
+      local oldest = call('XPENDING', K_STREAM, f.name, '-', '+', 1)[1]
+      if oldest and (not limit or id_less(oldest[1], limit)) then limit = oldest[1] end
+    end
+    if limit and (not minid or id_less(limit, minid)) then minid = limit end
+    if type(lag) == 'number' then
+      if lag + pending > need then need = lag + pending end
+    else
+      lag_known = false
+    end
+  end
+  if minid then len = len - call('XTRIM', K_STREAM, 'MINID', minid) end
+  if len - need <= ACKED_HELD_MAX and lag_known and minid then return end
+  local del = {}
+  for i = 1, #ids do
+    local id = ids[i]
+    local keep = minid and id_less(id, minid) -- trimmed already
+    for g = 1, #names do
+      if keep then break end
+      keep = id == lasts[g]
+        or (#names > 1 and (id_less(lasts[g], id)
+                            or call('XPENDING', K_STREAM, names[g], id, id, 1)[1] ~= nil))
+    end
+    if not keep then del[#del + 1] = id end
+  end
+  call_many('XDEL', K_STREAM, del)
 end
 
 -- Jobs touched by this call, loaded once; their changes are written by flush_jobs.

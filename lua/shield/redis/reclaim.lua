@@ -12,7 +12,7 @@
 -- standing for the next delivery, plus the `deliveries` it carried) is
 -- dead-lettered as in begin.lua; the others are re-added to S as new entries with
 -- the same fields and `deliveries` = the deliveries made so far, so a poison entry
--- cannot cycle forever. Every claimed entry is then acknowledged and deleted;
+-- cannot cycle forever. Every claimed entry is then acknowledged and trimmed (trim_acked);
 -- entries whose fields read back empty (deleted) are just acknowledged.
 -- Returns {next cursor ("0-0" when the scan is complete), requeued, dead}.
 
@@ -54,7 +54,7 @@ end
 
 if #ids > 0 then
   call_many('XACK', K_STREAM, ids, group)
-  call_many('XDEL', K_STREAM, ids)
+  trim_acked(ids)
 end
 flush_jobs()
 return { r[1], requeued, dead }

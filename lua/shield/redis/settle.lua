@@ -8,7 +8,7 @@
 --   dead   dead-letter it, text = the error
 --   skip   not run: its job is cancelled (or begin said skip)
 --   An empty job_id marks a malformed entry: dead-lettered with no job accounting.
--- Invariant 1: every msg_id is acknowledged (one XACK, one XDEL for the batch) in
+-- Invariant 1: every msg_id is acknowledged (one XACK, then trim_acked) in
 -- the same step that records its outcome. Invariant 2: the job's done set decides
 -- whether an outcome counts, so settling a record twice (a re-sent batch after a
 -- lost reply) changes nothing. Within a batch, ok records are applied first.
@@ -16,7 +16,7 @@
 -- when the done set counts the chunk now: one SMISMEMBER per job for the
 -- chunks that carry counts, one HINCRBY per job and name (noop chunks, which
 -- carry none, cost nothing more).
--- A retry whose chunk is already final, or whose entry is gone (settled before),
+-- A retry whose chunk is already final, or whose entry is not pending (settled before),
 -- does nothing; a retry or a dead outcome of a cancelled job counts as skipped and
 -- as failed respectively; outcomes of jobs whose hash no longer exists are only
 -- acknowledged. Per touched job: one ingestion.progress event, and the final
@@ -129,14 +129,14 @@ for k = 1, #others do
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local j = job_id ~= '' and job(job_id)
   if op == 'dead' then
-    local flat = entry_fields(id)
+    local flat = entry_fields(id, group)
     if bury(flat, job_id, chunk_id, text, flat and field(flat, 'attempt') or '1') then
       dead = dead + 1
     end
   elseif j and (op == 'skip' or j.status == 'cancelled') then
     skipped = skipped + count_final(j, { chunk_id }, 'skipped')
   elseif j and call('SISMEMBER', j.done, chunk_id) == 0 then
-    local flat = entry_fields(id)
+    local flat = entry_fields(id, group)
     if flat then
       schedule(flat, job_id, chunk_id, num, text)
       retried = retried + 1
@@ -145,6 +145,6 @@ for k = 1, #others do
 end
 
 call_many('XACK', K_STREAM, ids, group)
-call_many('XDEL', K_STREAM, ids)
+trim_acked(ids)
 flush_jobs()
 return { n, processed, retried, dead, skipped }
