@@ -39,6 +39,9 @@ only_slow_left() {
 check "2,000 chunks settled while the long one runs" wait_for 30 only_slow_left
 held=$(redis XLEN shield:ingestion_queue)
 check "... and still in the stream behind it (XLEN $held)" test "$held" -eq 2001
+depth=$(curl -s "http://127.0.0.1:$SHIELD_TEST_HTTP_PORT/health/detailed" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["worker_pool"]["queue_depth"])')
+check "queue_depth counts what is left to do, not what is held (got $depth)" test "$depth" -eq 1
 check "once it settles the stream is trimmed empty" wait_for 30 drained
 check "... every chunk once, nothing pending" verify once "$T/jobs.txt"
 stop_supervisor

@@ -116,7 +116,7 @@ function _M.render(s)
   family(out, "shield_step_duration_seconds", "histogram", "Time in each step the processing script reports.",
     step_samples)
   if s.queue then
-    family(out, "shield_queue_depth", "gauge", "Entries in the task stream.", { { value = s.queue.queue_depth } })
+    family(out, "shield_queue_depth", "gauge", "Chunks on the task stream not yet acknowledged: waiting or in flight.", { { value = s.queue.queue_depth } })
     family(out, "shield_queue_lag", "gauge", "Entries not yet delivered to any worker.", { { value = s.queue.lag } })
     family(out, "shield_pending", "gauge", "Entries delivered and not yet settled.", { { value = s.queue.pending } })
     family(out, "shield_retries_scheduled", "gauge", "Chunks waiting for a retry.",

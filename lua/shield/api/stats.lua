@@ -66,7 +66,11 @@ function _M.redis()
     local info = reply.fields(g)
     if info.name == s.group then
       out.pending = tonumber(info.pending) or 0
-      out.lag = tonumber(info.lag) or 0
+      local lag = tonumber(info.lag)
+      out.lag = lag or 0
+      -- The stream also keeps acknowledged entries until the trim passes them
+      -- (common.lua trim_acked): the depth is what is left to do.
+      if lag then out.queue_depth = lag + out.pending end
     end
   end
   return out

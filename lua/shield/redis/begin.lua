@@ -72,9 +72,7 @@ for i = 7, #ARGV, 4 do
   verdicts[#verdicts + 1] = verdict
 end
 
-if #settled > 0 then
-  call_many('XACK', K_STREAM, settled, group)
-  trim_acked(settled)
-end
+if #settled > 0 then call_many('XACK', K_STREAM, settled, group) end
 flush_jobs()
+trim_acked(settled) -- last: nothing it could raise may undo the accounting above
 return verdicts

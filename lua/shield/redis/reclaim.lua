@@ -52,9 +52,7 @@ for i = 1, #claimed do
   end
 end
 
-if #ids > 0 then
-  call_many('XACK', K_STREAM, ids, group)
-  trim_acked(ids)
-end
+if #ids > 0 then call_many('XACK', K_STREAM, ids, group) end
 flush_jobs()
+trim_acked(ids) -- last: nothing it could raise may undo the accounting above
 return { r[1], requeued, dead }

@@ -145,6 +145,6 @@ for k = 1, #others do
 end
 
 call_many('XACK', K_STREAM, ids, group)
-trim_acked(ids)
 flush_jobs()
+trim_acked(ids) -- last: nothing it could raise may undo the accounting above
 return { n, processed, retried, dead, skipped }
