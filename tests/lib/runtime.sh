@@ -56,7 +56,11 @@ CFG
 
 # start_supervisor CONFIG: runs it in the background, log in $T/sup.log.
 start_supervisor() {
-  (cd "$src" && exec "$bin" --config "$1") > "$T/sup.log" 2>&1 &
+  # Emptied here, not by the background job's redirection: that one runs
+  # later, and a check reading the previous supervisor's lines meanwhile
+  # (workers_ready) would signal a process that has no handlers yet.
+  : > "$T/sup.log"
+  (cd "$src" && exec "$bin" --config "$1") >> "$T/sup.log" 2>&1 &
   SUP_PID=$!
 }
 
@@ -70,10 +74,34 @@ workers_ready() { [[ $(grep -c 'ready: script' "$T/sup.log") -ge $1 ]]; }
 # lua FILE ARGS...: runs a Lua file in a worker environment of config $CFG.
 lua() { (cd "$src" && "$bin" --config "$CFG" run "$@"); }
 
+# wait_supervisor [SECONDS]: waits up to SECONDS (60) for $SUP_PID to exit and
+# returns its status. One still running then is a hang: the end of its log is
+# printed, it is killed, and the status is 124.
+wait_supervisor() {
+  local limit=${1:-60} i
+  for ((i = 0; i < limit * 10; i++)); do
+    running "$SUP_PID" || break
+    sleep 0.1
+  done
+  if running "$SUP_PID"; then
+    echo "# the supervisor (pid $SUP_PID) has not exited after $limit s; its log ends with:"
+    tail -n 40 "$T/sup.log" | sed 's/^/#   /'
+    grep -E '^(State|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt)' "/proc/$SUP_PID/status" | sed 's/^/#   /'
+    pgrep -P "$SUP_PID" | xargs -r kill -KILL
+    kill -KILL "$SUP_PID"
+    wait "$SUP_PID" 2>/dev/null
+    return 124
+  fi
+  wait "$SUP_PID"
+}
+
+# running PID: alive and not a zombie waiting to be reaped.
+running() { [[ -e /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat") != Z ]]; }
+
 # stop_supervisor: SIGTERM and wait; returns its exit status.
 stop_supervisor() {
   kill -TERM "$SUP_PID" 2>/dev/null
-  wait "$SUP_PID"
+  wait_supervisor
   local status=$?
   SUP_PID=
   return $status

@@ -25,7 +25,7 @@ pids=$(pgrep -P "$SUP_PID" | sort | tr '\n' ' ')
 # --- SIGTERM: the whole tree exits 0 within the timeout ---------------------------
 kill -TERM "$SUP_PID"
 start=$SECONDS
-wait "$SUP_PID"; status=$?
+wait_supervisor 30; status=$?
 check "SIGTERM exits 0 (got $status)" test "$status" -eq 0
 check "shutdown took under 10 s" test $((SECONDS - start)) -lt 10
 left=0
@@ -39,7 +39,7 @@ cfg=$(write_config sigint 'script = "scripts/noop.lua", pool = { size = 1 }')
 start_supervisor "$cfg"
 check "a worker ready" wait_for 10 workers_ready 1
 kill -INT "$SUP_PID"
-wait "$SUP_PID"; status=$?
+wait_supervisor 30; status=$?
 check "SIGINT exits 0 (got $status)" test "$status" -eq 0
 check "... after a graceful shutdown" grep -q "Interrupt: graceful shutdown" "$T/sup.log"
 SUP_PID=
@@ -65,7 +65,7 @@ kill -TERM "$SUP_PID"
 sleep 0.3
 kill -TERM "$SUP_PID"
 start=$SECONDS
-wait "$SUP_PID"; status=$?
+wait_supervisor 30; status=$?
 check "a second signal exits at once (status $status)" test $((SECONDS - start)) -lt 3 -a "$status" -ne 0
 gone=0
 for p in $pids; do alive "$p" || gone=$((gone + 1)); done
@@ -118,7 +118,7 @@ stall_killed() { grep -q "worker 0 (pid $first) has not heart-beaten" "$T/sup.lo
 check "stalled worker killed" wait_for 10 stall_killed
 refork() { local p; p=$(worker_pid 0); [[ -n $p && $p != "$first" ]]; }
 check "stalled worker re-forked" wait_for 5 refork
-kill -TERM "$SUP_PID"; wait "$SUP_PID"
+kill -TERM "$SUP_PID"; wait_supervisor 30
 SUP_PID=
 
 # --- a crash loop is backed off and reported --------------------------------------
@@ -138,7 +138,7 @@ check "crash loop reported with backoff" wait_for 10 backoff
 sleep 1
 starts=$(grep -c "worker 0 started" "$T/sup.log")
 check "not spun on: $starts starts in ~1.5 s" test "$starts" -le 6
-kill -TERM "$SUP_PID"; wait "$SUP_PID"; status=$?
+kill -TERM "$SUP_PID"; wait_supervisor 30; status=$?
 check "crash-looping pool still stops with 0 (got $status)" test "$status" -eq 0
 SUP_PID=
 
