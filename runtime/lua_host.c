@@ -107,10 +107,14 @@ int shr_lua_pcall(lua_State *L, int nargs, int nresults) {
   return rc;
 }
 
-int shr_lua_require_field(lua_State *L, const char *module, const char *name) {
+int shr_lua_require(lua_State *L, const char *module) {
   lua_getglobal(L, "require");
   lua_pushstring(L, module);
-  int rc = shr_lua_pcall(L, 1, 1);
+  return shr_lua_pcall(L, 1, 1);
+}
+
+int shr_lua_require_field(lua_State *L, const char *module, const char *name) {
+  int rc = shr_lua_require(L, module);
   if (rc != 0) return rc;
   lua_getfield(L, -1, name);
   lua_remove(L, -2);

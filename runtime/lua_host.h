@@ -26,6 +26,9 @@ lua_State *shr_lua_new(shr_lua_mem_t *mem, const char *extra_path);
  * traceback) is left on the stack. */
 int shr_lua_pcall(lua_State *L, int nargs, int nresults);
 
+/* Pushes require(module). On error returns non-zero with the message (with
+ * traceback) on the stack instead. */
+int shr_lua_require(lua_State *L, const char *module);
 /* Pushes require(module)[name]. On error returns non-zero with the message
  * (with traceback) on the stack instead. */
 int shr_lua_require_field(lua_State *L, const char *module, const char *name);

@@ -38,7 +38,7 @@ struct shr_sse {
   uv_timer_t keepalive;
   uv_timer_t retry;
   int handles_open; /* freed when both timers have closed */
-  int shape_ref;    /* shield.events.shape in the supervisor's Lua state */
+  int events_ref;   /* the shield.events module in the supervisor's Lua state */
 };
 
 static void read_next(shr_sse_t *h);
@@ -126,10 +126,20 @@ static int parse_entry(const redisReply *entry, event_t *ev) {
 
 /* Passes ev's payload through the script's event() hook (shield.events.shape):
  * leaves one value on the supervisor's Lua stack, which ev->data may point
- * into until the caller pops it. */
+ * into until the caller pops it. With no hook, nil and no copy of the data. */
 static void shape(shr_sse_t *h, event_t *ev) {
   lua_State *L = h->env->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->shape_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->events_ref);
+  lua_getfield(L, -1, "hook");
+  int hooked = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!hooked) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, -1, "shape");
+  lua_remove(L, -2);
   lua_pushstring(L, ev->type);
   lua_pushstring(L, ev->data);
   if (lua_pcall(L, 2, 1, 0) != 0) {
@@ -356,16 +366,16 @@ shr_sse_t *shr_sse_new(shr_env_t *env) {
   if (!h) return NULL;
   h->env = env;
   snprintf(h->last_id, sizeof h->last_id, "0-0");
-  if (shr_lua_require_field(env->L, "shield.events", "shape") != 0) {
+  if (shr_lua_require(env->L, "shield.events") != 0) {
     shr_error("events: %s", lua_tostring(env->L, -1));
     lua_pop(env->L, 1);
     free(h);
     return NULL;
   }
-  h->shape_ref = luaL_ref(env->L, LUA_REGISTRYINDEX);
+  h->events_ref = luaL_ref(env->L, LUA_REGISTRYINDEX);
   h->reader = shr_redis_new(env->loop, env->config->redis_url, "events reader");
   if (!h->reader) {
-    luaL_unref(env->L, LUA_REGISTRYINDEX, h->shape_ref);
+    luaL_unref(env->L, LUA_REGISTRYINDEX, h->events_ref);
     free(h);
     return NULL;
   }
@@ -386,7 +396,7 @@ void shr_sse_close(shr_sse_t *h) {
   shr_redis_t *reader = h->reader;
   h->reader = NULL;
   shr_redis_close(reader);
-  luaL_unref(h->env->L, LUA_REGISTRYINDEX, h->shape_ref);
+  luaL_unref(h->env->L, LUA_REGISTRYINDEX, h->events_ref);
   while (h->subs) {
     sub_t *s = h->subs;
     h->subs = s->next;

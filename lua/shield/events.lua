@@ -13,17 +13,14 @@ local shield = require "shield"
 
 local _M = {}
 
-local hook      -- the script's event function, or nil
+-- _M.hook: the script's event function, or nil (runtime/sse.c reads it to
+-- skip shape() when there is none).
 local warned    -- kind -> true once a failure of the hook for it was logged
 
 -- Installs the event function of a newly validated script (nil: none).
 function _M.set_hook(fn)
-  hook = type(fn) == "function" and fn or nil
+  _M.hook = type(fn) == "function" and fn or nil
   warned = {}
-end
-
-function _M.has_hook()
-  return hook ~= nil
 end
 
 -- One warning per kind and hook: a broken event() would otherwise log once
@@ -37,6 +34,7 @@ end
 -- The payload text to send for an event of kind whose default payload is data
 -- (JSON text), or nil to send data as it is.
 function _M.shape(kind, data)
+  local hook = _M.hook
   if not hook then return nil end
   local fields = shield.json.decode(data)
   if type(fields) ~= "table" then fields = {} end
