@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "begin_args.h"
 #include "clock.h"
 #include "log.h"
 #include "outbox.h"
@@ -26,21 +27,19 @@ typedef struct task {
   struct task *next_free;
 } task_t;
 
-/* One stream entry of a batch read, its strings in the batch's arena. */
+/* The fields of one stream entry of a batch read, in the batch's arena. */
 typedef struct {
-  const char *id;
-  size_t id_len;
   int nfields; /* field and value strings, alternating */
   const char **fv;
   size_t *fvlen;
-  const char *job_id, *chunk_id;
-  size_t job_id_len, chunk_id_len;
 } entry_t;
 
 typedef struct batch {
   int n;
   int pending_pass;
-  entry_t *entries;
+  int verdicts; /* in begin.lua's reply */
+  shr_begin_entry_t *refs; /* per entry: its id, job and chunk, what begin is told */
+  entry_t *entries;        /* per entry: its fields */
   char *arena;
   shr_consumer_t *consumer;
   struct batch *next; /* in the list of batches waiting to begin again */
@@ -151,6 +150,7 @@ static void add_record(shr_consumer_t *c, const char *op, const char *msg_id, si
 
 static void batch_free(batch_t *b) {
   if (!b) return;
+  free(b->refs);
   free(b->entries);
   free(b->arena);
   free(b);
@@ -177,10 +177,12 @@ static batch_t *batch_copy(const redisReply *entries, int pending_pass) {
   batch_t *b = calloc(1, sizeof *b);
   if (!b) return NULL;
   b->pending_pass = pending_pass;
-  b->entries = calloc(entries->elements ? entries->elements : 1, sizeof *b->entries);
+  size_t max = entries->elements ? entries->elements : 1;
+  b->refs = calloc(max, sizeof *b->refs);
+  b->entries = calloc(max, sizeof *b->entries);
   /* One block: the strings, then the pointer and length arrays. */
   b->arena = malloc(bytes + nstrings * (sizeof(char *) + sizeof(size_t)) + 16);
-  if (!b->entries || !b->arena) {
+  if (!b->refs || !b->entries || !b->arena) {
     batch_free(b);
     return NULL;
   }
@@ -190,11 +192,13 @@ static batch_t *batch_copy(const redisReply *entries, int pending_pass) {
   for (size_t i = 0; i < entries->elements; i++) {
     const redisReply *e = entries->element[i];
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
+    shr_begin_entry_t *ref = &b->refs[b->n];
     entry_t *out = &b->entries[b->n++];
     memcpy(text, e->element[0]->str, e->element[0]->len + 1);
-    out->id = text;
-    out->id_len = e->element[0]->len;
-    text += out->id_len + 1;
+    ref->id = text;
+    ref->id_len = e->element[0]->len;
+    ref->first_delivery = !pending_pass;
+    text += ref->id_len + 1;
     const redisReply *fv = e->element[1];
     out->fv = ptrs;
     out->fvlen = lens;
@@ -210,12 +214,15 @@ static batch_t *batch_copy(const redisReply *entries, int pending_pass) {
       text += s->len + 1;
       if (k % 2 == 1) {
         const redisReply *key = fv->element[k - 1];
+        const char *value = text - s->len - 1;
         if (is_field(key, "job_id", 6)) {
-          out->job_id = text - s->len - 1;
-          out->job_id_len = s->len;
+          ref->job_id = value;
+          ref->job_id_len = s->len;
         } else if (is_field(key, "chunk_id", 8)) {
-          out->chunk_id = text - s->len - 1;
-          out->chunk_id_len = s->len;
+          ref->chunk_id = value;
+          ref->chunk_id_len = s->len;
+        } else if (is_field(key, "deliveries", 10) || (is_field(key, "attempt", 7) && strcmp(value, "1") != 0)) {
+          ref->first_delivery = 0;
         }
       }
     }
@@ -308,14 +315,14 @@ static void on_task_done(shr_thread_t *thread, int ok, lua_State *co, void *data
   finish_task(c, t);
 }
 
-static void run_entry(shr_consumer_t *c, const entry_t *e) {
+static void run_entry(shr_consumer_t *c, const shr_begin_entry_t *ref, const entry_t *e) {
   lua_State *L = c->env->L;
   task_t *t = c->free_tasks;
   c->free_tasks = t->next_free;
   t->c = c;
-  copy_text(t->msg_id, sizeof t->msg_id, e->id, e->id_len);
-  copy_text(t->job_id, sizeof t->job_id, e->job_id, e->job_id_len);
-  copy_text(t->chunk_id, sizeof t->chunk_id, e->chunk_id, e->chunk_id_len);
+  copy_text(t->msg_id, sizeof t->msg_id, ref->id, ref->id_len);
+  copy_text(t->job_id, sizeof t->job_id, ref->job_id, ref->job_id_len);
+  copy_text(t->chunk_id, sizeof t->chunk_id, ref->chunk_id, ref->chunk_id_len);
   t->started_ms = uv_now(c->env->loop);
 
   luaL_checkstack(L, e->nfields + 8, "task fields");
@@ -323,7 +330,7 @@ static void run_entry(shr_consumer_t *c, const entry_t *e) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->module_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->ctx_ref);
   lua_pushinteger(L, c->cfg->pool_retry_attempts);
-  lua_pushlstring(L, e->id, e->id_len);
+  lua_pushlstring(L, ref->id, ref->id_len);
   for (int k = 0; k < e->nfields; k++) lua_pushlstring(L, e->fv[k], e->fvlen[k]);
   shr_thread_t *thread = shr_sched_spawn(c->env->sched, 4 + e->nfields, on_task_done, t);
   shr_thread_set_deadline(thread, t->started_ms + (uint64_t)c->cfg->pool_timeout_seconds * 1000);
@@ -331,9 +338,9 @@ static void run_entry(shr_consumer_t *c, const entry_t *e) {
 
 /* ---- begin: one verdict per entry ---- */
 
-static void settle_skipped(shr_consumer_t *c, const entry_t *e) {
-  add_record(c, "skip", e->id, e->id_len, e->job_id ? e->job_id : "", e->job_id_len, e->chunk_id ? e->chunk_id : "",
-             e->chunk_id_len, "0", "", 0);
+static void settle_skipped(shr_consumer_t *c, const shr_begin_entry_t *ref) {
+  add_record(c, "skip", ref->id, ref->id_len, ref->job_id ? ref->job_id : "", ref->job_id_len,
+             ref->chunk_id ? ref->chunk_id : "", ref->chunk_id_len, "0", "", 0);
   count_outcome(c, "skip");
 }
 
@@ -345,17 +352,18 @@ static void release_reserved(shr_consumer_t *c, int n) {
 static void on_begin(shr_redis_t *r, redisReply *reply, const char *err, void *data);
 
 static void send_begin(shr_consumer_t *c, batch_t *b) {
-  int argc = SHR_JOB_SCRIPT_HEAD + 3 + 4 * b->n;
+  int argc = SHR_JOB_SCRIPT_HEAD + 3 + SHR_BEGIN_ARGS_MAX(b->n);
   const char **argv = malloc((size_t)argc * sizeof *argv);
   size_t *argvlen = malloc((size_t)argc * sizeof *argvlen);
   if (!argv || !argvlen) {
     free(argv);
     free(argvlen);
+    b->next = c->begin_waiting;
     c->begin_waiting = b;
     schedule_retry(c);
     return;
   }
-  char head[96], max_deliveries[16];
+  char head[96], max_deliveries[16], runs[12];
   shr_job_script_head(c->cfg, argv, argvlen, head);
   snprintf(max_deliveries, sizeof max_deliveries, "%d", c->cfg->pool_retry_attempts);
   int k = SHR_JOB_SCRIPT_HEAD;
@@ -365,20 +373,12 @@ static void send_begin(shr_consumer_t *c, batch_t *b) {
   argvlen[k++] = strlen(c->name);
   argv[k] = max_deliveries;
   argvlen[k++] = strlen(max_deliveries);
-  const char *pending = b->pending_pass ? "1" : "0";
-  for (int i = 0; i < b->n; i++) {
-    const entry_t *e = &b->entries[i];
-    argv[k] = e->id;
-    argvlen[k++] = e->id_len;
-    argv[k] = e->job_id ? e->job_id : "";
-    argvlen[k++] = e->job_id_len;
-    argv[k] = e->chunk_id ? e->chunk_id : "";
-    argvlen[k++] = e->chunk_id_len;
-    argv[k] = pending;
-    argvlen[k++] = 1;
-  }
+  k += shr_begin_args(b->refs, b->n, b->pending_pass, runs, argv + k, argvlen + k);
+  b->verdicts = 0;
+  for (int i = 0; i < b->n; i++)
+    if (b->refs[i].verdict >= b->verdicts) b->verdicts = b->refs[i].verdict + 1;
   c->begins_in_flight++;
-  shr_redis_script_call(c->env->redis, c->begin_script, on_begin, b, 5, argc, argv, argvlen);
+  shr_redis_script_call(c->env->redis, c->begin_script, on_begin, b, 5, k, argv, argvlen);
   free(argv);
   free(argvlen);
 }
@@ -387,7 +387,7 @@ static void on_begin(shr_redis_t *r, redisReply *reply, const char *err, void *d
   batch_t *b = data;
   shr_consumer_t *c = b->consumer;
   c->begins_in_flight--;
-  if (!reply || reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != b->n) {
+  if (!reply || reply->type != REDIS_REPLY_ARRAY || (int)reply->elements != b->verdicts) {
     /* Nothing was decided (or the outcome is unknown): the entries are still
      * pending for us; ask again, the verdicts are idempotent. */
     shr_warn("begin of %d entries failed: %s; retrying", b->n,
@@ -405,13 +405,13 @@ static void on_begin(shr_redis_t *r, redisReply *reply, const char *err, void *d
   }
   int released = 0;
   for (int i = 0; i < b->n; i++) {
-    const entry_t *e = &b->entries[i];
-    const redisReply *v = reply->element[i];
+    const shr_begin_entry_t *ref = &b->refs[i];
+    const redisReply *v = reply->element[ref->verdict];
     const char *verdict = v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS ? v->str : "";
     if (strcmp(verdict, "run") == 0 && !c->stopping) {
-      run_entry(c, e);
+      run_entry(c, ref, &b->entries[i]);
     } else if (strcmp(verdict, "skip") == 0) {
-      settle_skipped(c, e);
+      settle_skipped(c, ref);
       released++;
     } else {
       if (strcmp(verdict, "dead") == 0) count_outcome(c, "dead");
@@ -516,7 +516,7 @@ static void on_read(shr_redis_t *r, redisReply *reply, const char *err, void *da
   b->consumer = c;
   release_reserved(c, reserved - b->n);
   if (c->pending_pass) {
-    const entry_t *last = &b->entries[b->n - 1];
+    const shr_begin_entry_t *last = &b->refs[b->n - 1];
     snprintf(c->pending_after, sizeof c->pending_after, "%.*s", (int)last->id_len, last->id);
   }
   send_begin(c, b);

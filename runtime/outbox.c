@@ -1,5 +1,6 @@
 #include "outbox.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,8 @@ void shr_outbox_free(shr_outbox_t *o) {
   free(o->lengths);
   free(o->argv);
   free(o->argvlen);
+  free(o->ok_records);
+  free(o->numbers);
   memset(o, 0, sizeof *o);
 }
 
@@ -79,23 +82,102 @@ int shr_outbox_append(shr_outbox_t *dst, shr_outbox_t *src) {
   return 0;
 }
 
+enum { OP, MSG_ID, JOB_ID, CHUNK_ID, NUM, TEXT };
+
+static const char *field_of(const shr_outbox_t *o, int record, int field, size_t *len) {
+  size_t i = (size_t)record * SHR_OUTBOX_FIELDS + (size_t)field;
+  *len = o->lengths[i];
+  return o->arena + o->offsets[i];
+}
+
+static int is_ok(const shr_outbox_t *o, int record) {
+  size_t len;
+  const char *op = field_of(o, record, OP, &len);
+  return len == 2 && memcmp(op, "ok", 2) == 0;
+}
+
+static int same_job(const shr_outbox_t *o, int a, int b) {
+  size_t alen, blen;
+  const char *ajob = field_of(o, a, JOB_ID, &alen), *bjob = field_of(o, b, JOB_ID, &blen);
+  return alen == blen && memcmp(ajob, bjob, alen) == 0;
+}
+
+typedef struct {
+  shr_outbox_t *o;
+  int argc, nnumbers;
+} builder_t;
+
+static void push(builder_t *b, const char *s, size_t len) {
+  b->o->argv[b->argc] = s;
+  b->o->argvlen[b->argc++] = len;
+}
+
+static void push_field(builder_t *b, int record, int field) {
+  size_t len;
+  const char *s = field_of(b->o, record, field, &len);
+  push(b, s, len);
+}
+
+static void push_number(builder_t *b, int n) {
+  char *s = b->o->numbers[b->nnumbers++];
+  push(b, s, (size_t)snprintf(s, sizeof b->o->numbers[0], "%d", n));
+}
+
+/* The run of ok records starting at ok_records[first]: job_id, k, c, the k
+ * chunk ids, then the c (chunk_id, counts) pairs. Returns the run's length k. */
+static int push_run(builder_t *b, int first, int nok) {
+  const int *ok = b->o->ok_records;
+  int k = 1, c = 0;
+  while (first + k < nok && same_job(b->o, ok[first], ok[first + k])) k++;
+  for (int i = first; i < first + k; i++) c += b->o->lengths[(size_t)ok[i] * SHR_OUTBOX_FIELDS + TEXT] > 0;
+  push_field(b, ok[first], JOB_ID);
+  push_number(b, k);
+  push_number(b, c);
+  for (int i = first; i < first + k; i++) push_field(b, ok[i], CHUNK_ID);
+  for (int i = first; i < first + k && c > 0; i++) {
+    if (b->o->lengths[(size_t)ok[i] * SHR_OUTBOX_FIELDS + TEXT] == 0) continue;
+    push_field(b, ok[i], CHUNK_ID);
+    push_field(b, ok[i], TEXT);
+  }
+  return k;
+}
+
 int shr_outbox_argv(shr_outbox_t *o, int nhead, const char *const *head, const size_t *headlen,
                     const char ***argv, const size_t **argvlen) {
-  int n = nhead + o->count * SHR_OUTBOX_FIELDS;
+  /* At most: the head, 2 counts, per record its msg_id and either 6 values
+   * (another record) or a chunk id, a counts pair and a run's 3 values. */
+  int max = nhead + 2 + o->count * 7;
   int cap = o->argv_cap;
-  if (grow((void **)&o->argv, sizeof(char *), &cap, n) != 0) return -1;
+  if (grow((void **)&o->argv, sizeof(char *), &cap, max) != 0) return -1;
   cap = o->argv_cap;
-  if (grow((void **)&o->argvlen, sizeof(size_t), &cap, n) != 0) return -1;
+  if (grow((void **)&o->argvlen, sizeof(size_t), &cap, max) != 0) return -1;
   o->argv_cap = cap;
-  for (int i = 0; i < nhead; i++) {
-    o->argv[i] = head[i];
-    o->argvlen[i] = headlen[i];
+  int numbers = 2 * o->count + 2; /* the record and run counts, 2 per run */
+  cap = o->numbers_cap;
+  if (grow((void **)&o->ok_records, sizeof(int), &cap, numbers) != 0) return -1;
+  cap = o->numbers_cap;
+  if (grow((void **)&o->numbers, sizeof o->numbers[0], &cap, numbers) != 0) return -1;
+  o->numbers_cap = cap;
+
+  builder_t b = {o, 0, 0};
+  for (int i = 0; i < nhead; i++) push(&b, head[i], headlen[i]);
+  push_number(&b, o->count);
+  int nok = 0;
+  for (int r = 0; r < o->count; r++) {
+    push_field(&b, r, MSG_ID);
+    if (is_ok(o, r) && o->lengths[(size_t)r * SHR_OUTBOX_FIELDS + JOB_ID] > 0) o->ok_records[nok++] = r;
   }
-  for (int i = 0; i < o->count * SHR_OUTBOX_FIELDS; i++) {
-    o->argv[nhead + i] = o->arena + o->offsets[i];
-    o->argvlen[nhead + i] = o->lengths[i];
+  int runs_at = b.argc, runs = 0;
+  push(&b, "", 0); /* the run count, once known */
+  for (int first = 0; first < nok; runs++) first += push_run(&b, first, nok);
+  char *s = o->numbers[b.nnumbers++];
+  o->argv[runs_at] = s;
+  o->argvlen[runs_at] = (size_t)snprintf(s, sizeof o->numbers[0], "%d", runs);
+  for (int r = 0; r < o->count; r++) {
+    if (is_ok(o, r)) continue;
+    for (int f = 0; f < SHR_OUTBOX_FIELDS; f++) push_field(&b, r, f);
   }
   *argv = o->argv;
   *argvlen = o->argvlen;
-  return n;
+  return b.argc;
 }

@@ -180,7 +180,8 @@ long long rs_int(const char *fmt, ...) {
   return v;
 }
 
-const char *rs_script(const char *name, int argc, const char **argv) {
+/* EVALSHA of a script, its arguments with lengths (NULL: C strings); the reply. */
+static redisReply *script_reply(const char *name, int argc, const char **argv, const size_t *argvlen) {
   size_t index = 0;
   while (index < NSCRIPTS && strcmp(script_names[index], name) != 0) index++;
   if (index == NSCRIPTS) {
@@ -193,12 +194,21 @@ const char *rs_script(const char *name, int argc, const char **argv) {
                          RS_EVENTS, RS_DIRTY, now, rs_events_maxlen, rs_status_ttl };
   const int nhead = (int)(sizeof head / sizeof head[0]);
   const char **all = malloc(sizeof *all * (size_t)(nhead + argc));
-  if (!all) exit(1);
-  memcpy(all, head, sizeof head);
-  memcpy(all + nhead, argv, sizeof *argv * (size_t)argc);
-  redisReply *r = redisCommandArgv(rs_redis, nhead + argc, all, NULL);
+  size_t *lens = malloc(sizeof *lens * (size_t)(nhead + argc));
+  if (!all || !lens) exit(1);
+  for (int i = 0; i < nhead + argc; i++) {
+    all[i] = i < nhead ? head[i] : argv[i - nhead];
+    lens[i] = i >= nhead && argvlen ? argvlen[i - nhead] : strlen(all[i]);
+  }
+  redisReply *r = redisCommandArgv(rs_redis, nhead + argc, all, lens);
   free(all);
-  return text_of(r);
+  free(lens);
+  if (!r) die_lost();
+  return r;
+}
+
+const char *rs_script(const char *name, int argc, const char **argv) {
+  return text_of(script_reply(name, argc, argv, NULL));
 }
 
 const char *rs_run(const char *name, ...) {
@@ -250,11 +260,15 @@ int rs_read(const char *consumer, const char *from, rs_entry_t *out, int max) {
       rs_entry_t *o = &out[n];
       copy_str(o->id, sizeof o->id, e->element[0]);
       o->job[0] = o->chunk[0] = '\0';
+      o->first = strcmp(from, ">") == 0;
       for (size_t k = 0; fields->type == REDIS_REPLY_ARRAY && k + 1 < fields->elements; k += 2) {
-        if (strcmp(fields->element[k]->str, "job_id") == 0)
+        const char *name = fields->element[k]->str, *value = fields->element[k + 1]->str;
+        if (strcmp(name, "job_id") == 0)
           copy_str(o->job, sizeof o->job, fields->element[k + 1]);
-        else if (strcmp(fields->element[k]->str, "chunk_id") == 0)
+        else if (strcmp(name, "chunk_id") == 0)
           copy_str(o->chunk, sizeof o->chunk, fields->element[k + 1]);
+        else if (strcmp(name, "deliveries") == 0 || (strcmp(name, "attempt") == 0 && strcmp(value, "1") != 0))
+          o->first = 0;
       }
     }
   }
@@ -262,32 +276,67 @@ int rs_read(const char *consumer, const char *from, rs_entry_t *out, int max) {
   return n;
 }
 
+int rs_begin_verdicts;
+
 const char *rs_begin(const char *consumer, int max_deliveries, const rs_entry_t *e, int n,
                      int pending) {
-  char max[16];
+  char max[16], runs[12];
   snprintf(max, sizeof max, "%d", max_deliveries);
-  const char **argv = malloc(sizeof *argv * (size_t)(3 + 4 * n));
-  if (!argv) exit(1);
-  argv[0] = RS_GROUP;
-  argv[1] = consumer;
-  argv[2] = max;
-  for (int i = 0; i < n; i++) {
-    argv[3 + 4 * i] = e[i].id;
-    argv[4 + 4 * i] = e[i].job;
-    argv[5 + 4 * i] = e[i].chunk;
-    argv[6 + 4 * i] = pending ? "1" : "0";
+  const char **argv = malloc(sizeof *argv * (size_t)(3 + SHR_BEGIN_ARGS_MAX(n)));
+  size_t *argvlen = malloc(sizeof *argvlen * (size_t)(3 + SHR_BEGIN_ARGS_MAX(n)));
+  shr_begin_entry_t *refs = calloc((size_t)n + 1, sizeof *refs);
+  if (!argv || !argvlen || !refs) exit(1);
+  const char *head[] = { RS_GROUP, consumer, max };
+  for (int i = 0; i < 3; i++) {
+    argv[i] = head[i];
+    argvlen[i] = strlen(head[i]);
   }
-  const char *t = rs_script("begin", 3 + 4 * n, argv);
+  for (int i = 0; i < n; i++) {
+    refs[i] = (shr_begin_entry_t){ .id = e[i].id, .id_len = strlen(e[i].id),
+                                   .job_id = e[i].job, .job_id_len = strlen(e[i].job),
+                                   .chunk_id = e[i].chunk, .chunk_id_len = strlen(e[i].chunk),
+                                   .first_delivery = e[i].first };
+  }
+  int argc = 3 + shr_begin_args(refs, n, pending, runs, argv + 3, argvlen + 3);
+  redisReply *r = script_reply("begin", argc, argv, argvlen);
+  rs_begin_verdicts = r->type == REDIS_REPLY_ARRAY ? (int)r->elements : -1;
+  /* One verdict per entry, as the consumer reads them (a run's for each of its entries). */
+  const char *t = rs_text(r);
+  if (r->type == REDIS_REPLY_ARRAY) {
+    char *buf = ring[ring_next];
+    ring_next = (ring_next + 1) % RING;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < TEXT_MAX; i++) {
+      const redisReply *v = refs[i].verdict < (int)r->elements ? r->element[refs[i].verdict] : NULL;
+      const char *verdict = v && v->type == REDIS_REPLY_STRING ? v->str : "(not a verdict)";
+      used += (size_t)snprintf(buf + used, TEXT_MAX - used, "%s%s", i ? "|" : "", verdict);
+    }
+    t = buf;
+  }
+  freeReplyObject(r);
   free(argv);
+  free(argvlen);
+  free(refs);
   return t;
 }
 
 const char *rs_settle(int n, const char *const *records) {
-  const char **argv = malloc(sizeof *argv * (size_t)(1 + 6 * n));
-  if (!argv) exit(1);
-  argv[0] = RS_GROUP;
-  memcpy(argv + 1, records, sizeof *argv * (size_t)(6 * n));
-  const char *t = rs_script("settle", 1 + 6 * n, argv);
-  free(argv);
+  shr_outbox_t box;
+  shr_outbox_init(&box);
+  for (int i = 0; i < n; i++) {
+    const char *const *f = records + 6 * i;
+    size_t lens[SHR_OUTBOX_FIELDS];
+    for (int k = 0; k < SHR_OUTBOX_FIELDS; k++) lens[k] = strlen(f[k]);
+    if (shr_outbox_add(&box, f, lens) != 0) exit(1);
+  }
+  const char *head[] = { RS_GROUP };
+  size_t headlen[] = { strlen(RS_GROUP) };
+  const char **argv;
+  const size_t *argvlen;
+  int argc = shr_outbox_argv(&box, 1, head, headlen, &argv, &argvlen);
+  if (argc < 0) exit(1);
+  const char *t = text_of(script_reply("settle", argc, argv, argvlen));
+  shr_outbox_free(&box);
   return t;
 }

@@ -11,6 +11,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "begin_args.h"
+#include "outbox.h"
+
 #define RS_STREAM "shield:ingestion_queue"
 #define RS_RETRY RS_STREAM ":retry"
 #define RS_DEAD RS_STREAM ":dead"
@@ -53,14 +56,19 @@ typedef struct {
   char id[48];
   char job[64];    /* "" when the entry's fields read back empty */
   char chunk[96];
+  int first; /* a first delivery (see shr_begin_entry_t) */
 } rs_entry_t;
 
 /* XREADGROUP from `from` (">" or "0") for consumer; returns the entries read. */
 int rs_read(const char *consumer, const char *from, rs_entry_t *out, int max);
-/* begin.lua on entries (all from a pending pass or none); the verdicts. */
+/* begin.lua on entries (all from a pending pass or none), encoded as the
+ * consumer encodes them (runtime/begin_args.c); one verdict per entry, a run's
+ * for each of its entries. rs_begin_verdicts: how many the reply held. */
+extern int rs_begin_verdicts;
 const char *rs_begin(const char *consumer, int max_deliveries, const rs_entry_t *e, int n,
                      int pending);
-/* settle.lua on n records of 6 fields each; the summary. */
+/* settle.lua on n records of 6 fields each, encoded as the consumer encodes
+ * them (runtime/outbox.c); the summary. */
 const char *rs_settle(int n, const char *const *records);
 
 #define RS_CHECK(cond)                                                         \

@@ -234,6 +234,108 @@ static void test_settle_counts(void) {
   RS_EQ_INT(0, rs_int("EXISTS job:c"));
 }
 
+/* The arguments joined by '|' (lengths given: the outbox's are not C strings). */
+static const char *joined(int argc, const char *const *argv, const size_t *argvlen) {
+  static char buf[4096];
+  size_t used = 0;
+  for (int i = 0; i < argc && used < sizeof buf; i++)
+    used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%.*s", i ? "|" : "", (int)argvlen[i], argv[i]);
+  return buf;
+}
+
+/* settle's encoding (runtime/outbox.c): every msg id, then the ok records as
+ * runs of one job, consecutive among the ok records (another record between
+ * does not split a run, another job does), then the other records whole. */
+static void test_settle_runs(void) {
+  rs_entry_t e[8];
+  begin_two_jobs(e, "a", 3, "b", 2);
+  RS_EQ_INT(2, rs_begin_verdicts);
+  const char *recs[] = { "ok", "1-0", "a", "a:0", "", "",
+                         "ok", "2-0", "b", "b:0", "", "entities=2",
+                         "retry", "3-0", "b", "b:1", "1700000009000", "boom",
+                         "ok", "4-0", "a", "a:1", "", "entities=1",
+                         "ok", "5-0", "a", "a:2", "", "",
+                         "ok", "6-0", "", "", "", "" };
+  shr_outbox_t box;
+  shr_outbox_init(&box);
+  for (int i = 0; i < 6; i++) {
+    size_t lens[SHR_OUTBOX_FIELDS];
+    for (int k = 0; k < SHR_OUTBOX_FIELDS; k++) lens[k] = strlen(recs[6 * i + k]);
+    RS_EQ_INT(0, shr_outbox_add(&box, recs + 6 * i, lens));
+  }
+  const char *head[] = { "g" };
+  const size_t headlen[] = { 1 };
+  const char **argv;
+  const size_t *argvlen;
+  int argc = shr_outbox_argv(&box, 1, head, headlen, &argv, &argvlen);
+  RS_EQ_STR("g|6|1-0|2-0|3-0|4-0|5-0|6-0|3|a|1|0|a:0|b|1|1|b:0|b:0|entities=2|a|2|1|a:1|a:2|a:1|entities=1"
+            "|retry|3-0|b|b:1|1700000009000|boom",
+            joined(argc, argv, argvlen));
+  shr_outbox_free(&box);
+
+  /* The same records with the entries' ids, settled: each run counts. */
+  const char *ids[] = { e[0].id, e[3].id, e[4].id, e[1].id, e[2].id };
+  for (int i = 0; i < 5; i++) recs[6 * i + 1] = ids[i];
+  RS_EQ_STR("5|4|1|0|0", rs_settle(5, recs));
+  RS_EQ_STR("completed", hget("a", "status"));
+  RS_EQ_STR("3", hget("a", "chunks_processed"));
+  RS_EQ_STR("1", hget("a", "count:entities"));
+  RS_EQ_STR("1", hget("b", "chunks_processed"));
+  RS_EQ_STR("2", hget("b", "count:entities"));
+  RS_EQ_INT(1, rs_int("ZCARD %s", RS_RETRY));
+  RS_EQ_INT(0, rs_pending());
+
+  /* Runs whose sizes overrun the arguments are refused before any write. */
+  RS_EQ_STR("error: bad arguments: the runs overrun the arguments, or the other records are not of 6 values",
+            rs_run("settle", RS_GROUP, "1", e[0].id, "1", "a", "3", "0", "a:0", NULL));
+  RS_EQ_STR("error: bad arguments: run 1: job id, chunk count, counted count expected",
+            rs_run("settle", RS_GROUP, "1", e[0].id, "1", "a", "0", "0", NULL));
+}
+
+/* begin's encoding (runtime/begin_args.c): first deliveries as runs of one
+ * job, a job id each, then every other entry as a quadruple; each entry learns
+ * where its verdict is. A pending pass has no runs. */
+static void test_begin_runs(void) {
+  shr_begin_entry_t refs[4] = {
+    { .id = "1-0", .id_len = 3, .job_id = "a", .job_id_len = 1, .chunk_id = "a:0", .chunk_id_len = 3,
+      .first_delivery = 1 },
+    { .id = "2-0", .id_len = 3, .job_id = "a", .job_id_len = 1, .chunk_id = "a:1", .chunk_id_len = 3 },
+    { .id = "3-0", .id_len = 3, .job_id = "a", .job_id_len = 1, .chunk_id = "a:2", .chunk_id_len = 3,
+      .first_delivery = 1 },
+    { .id = "4-0", .id_len = 3, .job_id = "b", .job_id_len = 1, .chunk_id = "b:0", .chunk_id_len = 3,
+      .first_delivery = 1 },
+  };
+  const char *argv[SHR_BEGIN_ARGS_MAX(4)];
+  size_t argvlen[SHR_BEGIN_ARGS_MAX(4)];
+  char runs[12];
+  int argc = shr_begin_args(refs, 4, 0, runs, argv, argvlen);
+  RS_EQ_STR("2|a|b|2-0|a|a:1|0", joined(argc, argv, argvlen));
+  RS_EQ_INT(0, refs[0].verdict);
+  RS_EQ_INT(2, refs[1].verdict);
+  RS_EQ_INT(0, refs[2].verdict);
+  RS_EQ_INT(1, refs[3].verdict);
+  argc = shr_begin_args(refs, 2, 1, runs, argv, argvlen);
+  RS_EQ_STR("0|1-0|a|a:0|1|2-0|a|a:1|1", joined(argc, argv, argvlen));
+  RS_EQ_INT(1, refs[1].verdict);
+
+  /* rs_read marks first deliveries as the consumer does: read with ">", no
+   * attempt over 1, no carried deliveries. */
+  rs_entry_t e[8];
+  rs_reset();
+  rs_now = T0;
+  enqueue("r", 1, NULL);
+  rs_q("XADD %s * job_id r chunk_id r:0 content x attempt 1", RS_STREAM);
+  rs_q("XADD %s * job_id r chunk_id r:0 content x attempt 2", RS_STREAM);
+  rs_q("XADD %s * job_id r chunk_id r:0 content x deliveries 1", RS_STREAM);
+  RS_EQ_INT(4, rs_read("w1", ">", e, 8));
+  RS_EQ_INT(1, e[0].first);
+  RS_EQ_INT(1, e[1].first);
+  RS_EQ_INT(0, e[2].first);
+  RS_EQ_INT(0, e[3].first);
+  RS_EQ_STR("run|run|run|run", rs_begin("w1", 3, e, 4, 0));
+  RS_EQ_INT(3, rs_begin_verdicts);
+}
+
 /* One progress event per job per batch, in the order the batch first touched the
  * jobs, each carrying the count after the batch. */
 static void test_progress_coalesced(void) {
@@ -407,9 +509,10 @@ static void test_dead_and_failed(void) {
   rs_q("XADD %s * job_id f1 chunk_id f1:2", RS_STREAM);
   RS_EQ_INT(1, rs_read("w1", ">", e, 8));
   const char *bad_op[] = { "ok", e[0].id, "f1", "f1:2", "", "", "maybe", e[0].id, "f1", "f1:2", "", "" };
-  RS_EQ_STR("error: bad arguments: record 2: bad op or due time", rs_settle(2, bad_op));
+  /* ARGV[4..]: group, 2, two msg ids, 1, a run of one chunk (4 values), then "maybe". */
+  RS_EQ_STR("error: bad arguments: the record at ARGV[13]: bad op or due time", rs_settle(2, bad_op));
   const char *bad_due[] = { "retry", e[0].id, "f1", "f1:2", "soon", "x" };
-  RS_EQ_STR("error: bad arguments: record 1: bad op or due time", rs_settle(1, bad_due));
+  RS_EQ_STR("error: bad arguments: the record at ARGV[8]: bad op or due time", rs_settle(1, bad_due));
   RS_EQ_INT(1, rs_pending());
 }
 
@@ -423,15 +526,25 @@ static void test_begin_verdicts(void) {
   const char *ok[] = { "ok", e[0].id, "d", "d:0", "", "" };
   RS_EQ_STR("1|1|0|0|0", rs_settle(1, ok));
 
-  /* A second copy of a done chunk, and an entry of a job that does not exist. */
-  rs_q("XADD %s * job_id d chunk_id d:0 content x metadata {} attempt 1", RS_STREAM);
+  /* A retry's copy of a done chunk, and an entry of a job that does not exist. */
+  rs_q("XADD %s * job_id d chunk_id d:0 content x metadata {} attempt 2", RS_STREAM);
   rs_q("XADD %s * job_id nojob chunk_id nojob:0 content x metadata {} attempt 1", RS_STREAM);
   RS_EQ_INT(2, rs_read("w1", ">", e, 8));
   RS_EQ_STR("skip|skip", rs_begin("w1", 3, e, 2, 0));
+  RS_EQ_INT(2, rs_begin_verdicts); /* the first delivery of nojob is a run of its own */
   const char *skips[] = { "skip", e[0].id, "d", "d:0", "", "", "skip", e[1].id, "nojob", "nojob:0", "", "" };
   RS_EQ_STR("2|0|0|0|0", rs_settle(2, skips));
   RS_EQ_STR("0", hget("d", "chunks_skipped"));
   RS_EQ_INT(0, rs_int("EXISTS job:nojob"));
+
+  /* A second first delivery of a done chunk (only a foreign producer writes
+   * one) is not looked up: it runs, and its outcome counts nowhere. */
+  rs_q("XADD %s * job_id d chunk_id d:0 content x", RS_STREAM);
+  RS_EQ_INT(1, rs_read("w1", ">", e, 8));
+  RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 0));
+  const char *again[] = { "ok", e[0].id, "d", "d:0", "", "" };
+  RS_EQ_STR("1|0|0|0|0", rs_settle(1, again));
+  RS_EQ_STR("1", hget("d", "chunks_processed"));
   RS_EQ_INT(1, rs_pending());
 
   /* d:1 was delivered once; each of the worker's own id-0 reads adds one. */
@@ -642,20 +755,18 @@ static void test_big_batch(void) {
     const char *r[6] = { "ok", e[i].id, e[i].job, e[i].chunk, "", "" };
     memcpy(records + 6 * i, r, sizeof r);
   }
-  /* Four chunks done first: begin skips them among the others. */
+  /* Four chunks done first: begin, which does not look up first deliveries,
+   * runs them with the others (one run, one verdict); settle counts them once. */
   static const int done[] = { 0, 999, 1000, N - 1 };
   const char *first[4 * 6];
   for (int k = 0; k < 4; k++) memcpy(first + 6 * k, records + 6 * done[k], sizeof *first * 6);
   RS_EQ_STR("4|4|0|0|0", rs_settle(4, first));
-  char *want = malloc(5 * N);
+  char *want = malloc(4 * N);
   if (!want) exit(1);
-  char *w = want;
-  for (int i = 0, k = 0; i < N; i++) {
-    int skip = k < 4 && done[k] == i;
-    k += skip;
-    w += sprintf(w, "%s%s", i ? "|" : "", skip ? "skip" : "run");
-  }
+  for (int i = 0; i < N; i++) memcpy(want + 4 * i, "run|", 4);
+  want[4 * N - 1] = '\0';
   RS_EQ_STR(want, rs_begin("w1", 3, e, N, 0));
+  RS_EQ_INT(1, rs_begin_verdicts);
   free(want);
   RS_EQ_STR("2500|2496|0|0|0", rs_settle(N, records));
   RS_EQ_STR("completed", hget("big", "status"));
@@ -916,6 +1027,8 @@ int main(void) {
     { "enqueue", test_enqueue },
     { "settle ok", test_settle_ok },
     { "settle counts", test_settle_counts },
+    { "settle runs", test_settle_runs },
+    { "begin runs", test_begin_runs },
     { "progress coalesced", test_progress_coalesced },
     { "retry and promote", test_retry_and_promote },
     { "promote limits", test_promote_limits },

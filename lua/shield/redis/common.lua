@@ -106,16 +106,18 @@ local function field(flat, name)
   end
 end
 
--- cmd key [first] list...: the sum of the integer replies. unpack() is capped by
--- Lua's C stack (8000 values), so long lists go in slices. first: an argument
--- before the list (XACK's group), or nil.
-local function call_many(cmd, key, list, first)
+-- cmd key [first] list[from..to]...: the sum of the integer replies. unpack()
+-- is capped by Lua's C stack (8000 values), so long lists go in slices. first:
+-- an argument before the list (XACK's group), or nil; from, to: the whole list
+-- when nil (a list may be ARGV itself, read in place).
+local function call_many(cmd, key, list, first, from, to)
   local n = 0
-  for i = 1, #list, 1000 do
+  to = to or #list
+  for i = from or 1, to, 1000 do
     if first then
-      n = n + call(cmd, key, first, unpack(list, i, min(i + 999, #list)))
+      n = n + call(cmd, key, first, unpack(list, i, min(i + 999, to)))
     else
-      n = n + call(cmd, key, unpack(list, i, min(i + 999, #list)))
+      n = n + call(cmd, key, unpack(list, i, min(i + 999, to)))
     end
   end
   return n
@@ -156,7 +158,8 @@ end
 local ACKED_HELD_MAX = 10000
 
 -- Removes acknowledged task entries; called by each script that acknowledges
--- (settle, begin, reclaim), right after its XACK of ids. DESIGN section 4.
+-- (settle, begin, reclaim), after its XACK of ids[from..to] (the whole list
+-- when nil). DESIGN section 4.
 -- Per-entry XDEL walks the entry's stream node (up to 100 entries) from its
 -- start, over the entries deleted before: it was ~16-19% of Redis' work in a
 -- drain. Instead the stream is trimmed from the front (XTRIM MINID, exact, so
@@ -177,8 +180,9 @@ local ACKED_HELD_MAX = 10000
 -- cost of before) and memory stops growing; once the old entry is settled the
 -- next trim removes the rest. With several groups, only ids that every group
 -- has received and none has pending are deleted.
-local function trim_acked(ids)
-  if #ids == 0 then return end
+local function trim_acked(ids, from, to)
+  from, to = from or 1, to or #ids
+  if to < from then return end
   local len = call('XLEN', K_STREAM)
   if len == 0 then return end
   local groups = call('XINFO', 'GROUPS', K_STREAM)
@@ -204,7 +208,7 @@ local function trim_acked(ids)
   if minid then len = len - call('XTRIM', K_STREAM, 'MINID', minid) end
   if len - need <= ACKED_HELD_MAX and lag_known and minid then return end
   local del = {}
-  for i = 1, #ids do
+  for i = from, to do
     local id = ids[i]
     local keep = minid and id_less(id, minid) -- trimmed already
     for g = 1, #names do
@@ -258,11 +262,12 @@ end
 
 local FINAL = { completed = true, failed = true, cancelled = true }
 
--- Marks chunk ids final in the job's done set; those not yet there count once in
--- counter ('processed', 'failed' or 'skipped'): invariant 2, the done set decides.
--- Returns how many counted.
-local function count_final(j, chunk_ids, counter)
-  local added = call_many('SADD', j.done, chunk_ids)
+-- Marks chunk ids (chunk_ids[from..to], the whole list when nil) final in the
+-- job's done set; those not yet there count once in counter ('processed',
+-- 'failed' or 'skipped'): invariant 2, the done set decides. Returns how many
+-- counted.
+local function count_final(j, chunk_ids, counter, from, to)
+  local added = call_many('SADD', j.done, chunk_ids, nil, from, to)
   if added > 0 then
     j[counter] = j[counter] + added
     j.counted = true

@@ -2,19 +2,27 @@
 -- KEYS: S, R, D, E, dirty (common.lua)
 -- ARGV[1..3] now (ms), events maxlen, status ttl (common.lua)
 -- ARGV[4]  consumer group
--- ARGV[5..] records of 6 values: op, msg_id, job_id, chunk_id, num, text
---   ok     the chunk succeeded (num unused), text = its counts: "name=n,..." or ""
+-- ARGV[5]  n: how many records the call settles
+-- ARGV[6..5+n] the msg_id of every record (acknowledged and trimmed)
+-- ARGV[6+n] r: how many runs of ok records follow; a run is consecutive ok
+--          records of one job (the worker groups them, runtime/outbox.c), so
+--          the chunks of a run are added to the done set by one SADD straight
+--          from ARGV, with no Lua work per chunk:
+--            job_id, k, c, then k chunk_ids, then c pairs (chunk_id, counts)
+--          for the chunks of the run that carry counts ("name=n,...").
+-- then, to the end, the other records, 6 values each: op, msg_id, job_id, chunk_id, num, text
 --   retry  run it again at num (epoch ms), text = the error
 --   dead   dead-letter it, text = the error
 --   skip   not run: its job is cancelled (or begin said skip)
 --   An empty job_id marks a malformed entry: dead-lettered with no job accounting.
+--   (An ok record of a malformed entry is in no run: it is only acknowledged.)
 -- Invariant 1: every msg_id is acknowledged (one XACK, then trim_acked) in
 -- the same step that records its outcome. Invariant 2: the job's done set decides
 -- whether an outcome counts, so settling a record twice (a re-sent batch after a
 -- lost reply) changes nothing. Within a batch, ok records are applied first.
 -- The counts of an ok chunk are added to its job's count:<name> fields only
--- when the done set counts the chunk now: one SMISMEMBER per job for the
--- chunks that carry counts, one HINCRBY per job and name (noop chunks, which
+-- when the done set counts the chunk now: one SMISMEMBER per run for the
+-- chunks that carry counts, one HINCRBY per run and name (noop chunks, which
 -- carry none, cost nothing more).
 -- A retry whose chunk is already final, or whose entry is not pending (settled before),
 -- does nothing; a retry or a dead outcome of a cancelled job counts as skipped and
@@ -24,10 +32,10 @@
 -- Returns {records, processed, retried, dead, skipped}: how many records, and
 -- how many counted or scheduled by each kind (duplicates count nowhere).
 
-local group = ARGV[4]
-local n = (#ARGV - 4) / 6
-if not group or n ~= floor(n) then
-  return redis.error_reply('bad arguments: group, then records of 6 expected')
+local group, n = ARGV[4], tonumber(ARGV[5])
+local nruns = n and tonumber(ARGV[6 + n])
+if not group or not nruns or n < 0 or nruns < 0 or n ~= floor(n) or nruns ~= floor(nruns) then
+  return redis.error_reply('bad arguments: group, record count, msg ids, run count expected')
 end
 
 local gmatch, match = string.gmatch, string.match
@@ -36,52 +44,49 @@ local gmatch, match = string.gmatch, string.match
 local MAX_COUNT = 1e9
 
 -- Read every record before the first write, so a refused call changes nothing.
--- counted[job_id]: the ok chunks that carry counts, {chunks = {...}, texts = {...}}.
-local ids, ok_jobs, ok_chunks, counted, others = {}, {}, {}, {}, {}
-for i = 5, #ARGV, 6 do
-  local op, job_id = ARGV[i], ARGV[i + 2]
-  ids[#ids + 1] = ARGV[i + 1]
-  if op == 'ok' then
-    if job_id ~= '' then
-      local list = ok_chunks[job_id]
-      if not list then
-        list = {}
-        ok_chunks[job_id] = list
-        ok_jobs[#ok_jobs + 1] = job_id
-      end
-      list[#list + 1] = ARGV[i + 3]
-      if ARGV[i + 5] ~= '' then
-        local c = counted[job_id]
-        if not c then
-          c = { chunks = {}, texts = {} }
-          counted[job_id] = c
-        end
-        c.chunks[#c.chunks + 1] = ARGV[i + 3]
-        c.texts[#c.texts + 1] = ARGV[i + 5]
-      end
-    end
-  elseif op == 'dead' or op == 'skip' or (op == 'retry' and tonumber(ARGV[i + 4])) then
+-- runs[i]: {job_id, first chunk index in ARGV, last, counted chunks, their counts}.
+local runs, others, p = {}, {}, 7 + n
+for r = 1, nruns do
+  local job_id, k, c = ARGV[p], tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+  if not (k and c and k >= 1 and c >= 0 and c <= k and k == floor(k) and c == floor(c)
+          and job_id ~= '') then
+    return redis.error_reply('bad arguments: run ' .. r .. ': job id, chunk count, counted count expected')
+  end
+  local run = { job_id = job_id, from = p + 3, to = p + 2 + k, chunks = {}, texts = {} }
+  for q = p + 3 + k, p + 1 + k + 2 * c, 2 do
+    run.chunks[#run.chunks + 1] = ARGV[q]
+    run.texts[#run.texts + 1] = ARGV[q + 1]
+  end
+  runs[r] = run
+  p = p + 3 + k + 2 * c
+end
+if p > #ARGV + 1 or (#ARGV - p + 1) % 6 ~= 0 then
+  return redis.error_reply('bad arguments: the runs overrun the arguments, or the other records are not of 6 values')
+end
+for i = p, #ARGV, 6 do
+  local op = ARGV[i]
+  if op == 'dead' or op == 'skip' or (op == 'retry' and tonumber(ARGV[i + 4])) then
     others[#others + 1] = i
   else
-    return redis.error_reply('bad arguments: record ' .. ((i - 5) / 6 + 1) .. ': bad op or due time')
+    return redis.error_reply('bad arguments: the record at ARGV[' .. i .. ']: bad op or due time')
   end
 end
 
--- The counts of c's chunks that the job's done set does not hold yet, summed
--- by name; read before count_final adds them. A chunk twice in the batch
--- counts once.
-local function new_counts(j, c)
-  local sums, seen, chunks = {}, {}, c.chunks
+-- The counts of chunks (their texts beside them) that the job's done set does
+-- not hold yet, summed by name; read before count_final adds them. A chunk
+-- twice counts once.
+local function new_counts(j, chunks, texts)
+  local sums, seen = {}, {}
   for first = 1, #chunks, 1000 do
     local known = call('SMISMEMBER', j.done, unpack(chunks, first, min(first + 999, #chunks)))
     for k = 1, #known do
       local chunk = chunks[first + k - 1]
       if known[k] == 0 and not seen[chunk] then
         seen[chunk] = true
-        for item in gmatch(c.texts[first + k - 1], '[^,]+') do
+        for item in gmatch(texts[first + k - 1], '[^,]+') do
           local name, value = match(item, '^([a-z0-9_]+)=(%d+)$')
-          local n = tonumber(value)
-          if n and n <= MAX_COUNT then sums[name] = (sums[name] or 0) + n end
+          local v = tonumber(value)
+          if v and v <= MAX_COUNT then sums[name] = (sums[name] or 0) + v end
         end
       end
     end
@@ -90,14 +95,14 @@ local function new_counts(j, c)
 end
 
 local processed, retried, dead, skipped = 0, 0, 0, 0
-for k = 1, #ok_jobs do
-  local id = ok_jobs[k]
-  local j = job(id)
+for r = 1, #runs do
+  local run = runs[r]
+  local j = job(run.job_id)
   if j then
-    local sums = counted[id] and new_counts(j, counted[id])
-    processed = processed + count_final(j, ok_chunks[id], 'processed')
-    for name, n in pairs(sums or {}) do
-      call('HINCRBY', j.key, 'count:' .. name, format('%d', n))
+    local sums = #run.chunks > 0 and new_counts(j, run.chunks, run.texts)
+    processed = processed + count_final(j, ARGV, 'processed', run.from, run.to)
+    for name, v in pairs(sums or {}) do
+      call('HINCRBY', j.key, 'count:' .. name, format('%d', v))
     end
   end
 end
@@ -144,7 +149,7 @@ for k = 1, #others do
   end
 end
 
-call_many('XACK', K_STREAM, ids, group)
+call_many('XACK', K_STREAM, ARGV, group, 6, 5 + n)
 flush_jobs()
-trim_acked(ids) -- last: nothing it could raise may undo the accounting above
+trim_acked(ARGV, 6, 5 + n) -- last: nothing it could raise may undo the accounting above
 return { n, processed, retried, dead, skipped }
