@@ -3,6 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+size_t shr_chunk_job_len(const char *chunk_id, size_t len) {
+  while (len > 0 && chunk_id[len - 1] != ':') len--;
+  return len ? len - 1 : 0;
+}
+
 static int in_run(const shr_begin_entry_t *e, int pending_pass) {
   return !pending_pass && e->first_delivery && e->job_id_len > 0 && e->chunk_id_len > 0;
 }

@@ -16,6 +16,11 @@ typedef struct {
   int verdict; /* set by shr_begin_args: the index of its verdict in the reply */
 } shr_begin_entry_t;
 
+/* The length of the job id in a chunk id "<job_id>:<index>" (up to its last
+ * ':'), 0 when it has none: the job of an entry without a job_id field (what
+ * enqueue.lua writes). */
+size_t shr_chunk_job_len(const char *chunk_id, size_t len);
+
 /* The most arguments shr_begin_args writes for n entries. */
 #define SHR_BEGIN_ARGS_MAX(n) (1 + 4 * (n))
 

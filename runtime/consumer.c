@@ -226,6 +226,10 @@ static batch_t *batch_copy(const redisReply *entries, int pending_pass) {
         }
       }
     }
+    if (!ref->job_id && ref->chunk_id) {
+      ref->job_id = ref->chunk_id;
+      ref->job_id_len = shr_chunk_job_len(ref->chunk_id, ref->chunk_id_len);
+    }
   }
   return b;
 }

@@ -56,6 +56,10 @@ local function parse_task(message_id, ...)
     local k, v = select(i, ...)
     task[k] = v
   end
+  -- Entries written by enqueue.lua name their job only in the chunk id.
+  if task.job_id == nil and type(task.chunk_id) == "string" then
+    task.job_id = task.chunk_id:match("^(.*):")
+  end
   if type(task.job_id) ~= "string" or task.job_id == "" then
     return nil, "malformed task: no job_id field", task
   end

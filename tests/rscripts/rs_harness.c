@@ -270,6 +270,10 @@ int rs_read(const char *consumer, const char *from, rs_entry_t *out, int max) {
         else if (strcmp(name, "deliveries") == 0 || (strcmp(name, "attempt") == 0 && strcmp(value, "1") != 0))
           o->first = 0;
       }
+      int has_job = 0;
+      for (size_t k = 0; fields->type == REDIS_REPLY_ARRAY && k + 1 < fields->elements; k += 2)
+        has_job |= strcmp(fields->element[k]->str, "job_id") == 0;
+      if (!has_job) snprintf(o->job, sizeof o->job, "%.*s", (int)shr_chunk_job_len(o->chunk, strlen(o->chunk)), o->chunk);
     }
   }
   freeReplyObject(r);

@@ -71,9 +71,9 @@ static void test_enqueue(void) {
             rs_q("HGETALL job:j1"));
   RS_EQ_INT(-1, ttl("job:j1"));
   RS_EQ_INT(3, xlen(RS_STREAM));
-  RS_EQ_STR("job_id|j1|chunk_id|j1:0|content|text 0|metadata|{\"i\":0}",
+  RS_EQ_STR("chunk_id|j1:0|content|text 0|metadata|{\"i\":0}",
             rs_entry(RS_STREAM, 0));
-  RS_EQ_STR("job_id|j1|chunk_id|j1:2|content|text 2|metadata|{\"i\":2}",
+  RS_EQ_STR("chunk_id|j1:2|content|text 2|metadata|{\"i\":2}",
             rs_entry(RS_STREAM, 2));
   RS_EQ_INT(1, xlen(RS_EVENTS));
   RS_EQ_STR("type|ingestion.queued|job_id|j1|data|"
@@ -104,7 +104,7 @@ static void test_enqueue(void) {
 
   /* The defaults stay out of the entries: metadata "{}" and attempt 1. */
   RS_EQ_STR("j4|1", rs_run("enqueue", "j4", "ingest", "{}", "", "0", "j4:0", "t", "{}", NULL));
-  RS_EQ_STR("job_id|j4|chunk_id|j4:0|content|t", rs_entry(RS_STREAM, 3));
+  RS_EQ_STR("chunk_id|j4:0|content|t", rs_entry(RS_STREAM, 3));
 }
 
 static void test_settle_ok(void) {
@@ -373,7 +373,7 @@ static void test_retry_and_promote(void) {
   RS_EQ_STR("run", rs_begin("w1", 3, e, 1, 0));
   const char *retry[] = { "retry", e[0].id, "r1", "r1:0", "1700000005000", "timeout" };
   RS_EQ_STR("1|0|1|0|0", rs_settle(1, retry));
-  RS_EQ_STR("[\"job_id\",\"r1\",\"chunk_id\",\"r1:0\",\"content\",\"text 0\",\"metadata\","
+  RS_EQ_STR("[\"chunk_id\",\"r1:0\",\"content\",\"text 0\",\"metadata\","
             "\"{\\\"i\\\":0}\",\"attempt\",\"2\"]|1700000005000",
             rs_q("ZRANGE %s 0 -1 WITHSCORES", RS_RETRY));
   RS_EQ_INT(0, xlen(RS_STREAM));
@@ -394,7 +394,7 @@ static void test_retry_and_promote(void) {
   rs_now = T0 + 5000;
   RS_EQ_STR("1", rs_run("promote", "10", NULL));
   RS_EQ_INT(0, rs_int("ZCARD %s", RS_RETRY));
-  RS_EQ_STR("job_id|r1|chunk_id|r1:0|content|text 0|metadata|{\"i\":0}|attempt|2",
+  RS_EQ_STR("chunk_id|r1:0|content|text 0|metadata|{\"i\":0}|attempt|2",
             rs_entry(RS_STREAM, 0));
 
   /* Attempt 2 succeeds; then a late second copy of the done chunk fails
@@ -711,14 +711,14 @@ static void test_reclaim(void) {
   RS_EQ_STR("0-0|1|0", rs_run("reclaim", RS_GROUP, "supervisor", "5", cursor, "2", "3", NULL));
   RS_EQ_INT(0, rs_pending());
   RS_EQ_INT(3, xlen(RS_STREAM));
-  RS_EQ_STR("job_id|q|chunk_id|q:0|content|text 0|metadata|{\"i\":0}|deliveries|1",
+  RS_EQ_STR("chunk_id|q:0|content|text 0|metadata|{\"i\":0}|deliveries|1",
             rs_entry(RS_STREAM, 0));
 
   /* Taken by another worker that dies too: the deliveries carry over. */
   RS_EQ_INT(3, rs_read("w2", ">", e, 8));
   wait_idle(5);
   RS_EQ_STR("0-0|3|0", rs_run("reclaim", RS_GROUP, "supervisor", "5", "0-0", "10", "3", NULL));
-  RS_EQ_STR("job_id|q|chunk_id|q:2|content|text 2|metadata|{\"i\":2}|deliveries|2",
+  RS_EQ_STR("chunk_id|q:2|content|text 2|metadata|{\"i\":2}|deliveries|2",
             rs_entry(RS_STREAM, 2));
   RS_EQ_INT(3, rs_read("w3", ">", e, 8));
   wait_idle(5);
@@ -817,7 +817,7 @@ static void test_trim_held_back(void) {
   RS_EQ_STR("4|2|1|1|0", rs_settle(4, later));
   RS_EQ_INT(2, rs_pending()); /* h:0 and h:4 */
   RS_EQ_INT(6, xlen(RS_STREAM));
-  RS_EQ_STR("job_id|h|chunk_id|h:3|content|text 3|metadata|{\"i\":3}", entry_by_id(e[3].id));
+  RS_EQ_STR("chunk_id|h:3|content|text 3|metadata|{\"i\":3}", entry_by_id(e[3].id));
   RS_EQ_STR("content|orphan", entry_by_id(e[5].id));
   long long events = xlen(RS_EVENTS);
   /* Re-sent (a lost reply): the retried and the dead-lettered entries are still
@@ -850,8 +850,8 @@ static void test_trim_undelivered(void) {
   const char *two[] = { "ok", e[0].id, "u", "u:0", "", "", "ok", e[1].id, "u", "u:1", "", "" };
   RS_EQ_STR("2|2|0|0|0", rs_settle(2, two));
   RS_EQ_INT(2, xlen(RS_STREAM));
-  RS_EQ_STR("job_id|u|chunk_id|u:2|content|text 2|metadata|{\"i\":2}", rs_entry(RS_STREAM, 0));
-  RS_EQ_STR("job_id|u|chunk_id|u:3|content|text 3|metadata|{\"i\":3}", rs_entry(RS_STREAM, 1));
+  RS_EQ_STR("chunk_id|u:2|content|text 2|metadata|{\"i\":2}", rs_entry(RS_STREAM, 0));
+  RS_EQ_STR("chunk_id|u:3|content|text 3|metadata|{\"i\":3}", rs_entry(RS_STREAM, 1));
   /* A retry of u:2 lands after u:3, still undelivered, when promoted. */
   RS_EQ_INT(1, rs_read("w1", ">", e, 1));
   const char *retry[] = { "retry", e[0].id, "u", "u:2", "1700000000000", "timeout" };
@@ -891,7 +891,7 @@ static void test_trim_second_group(void) {
   RS_EQ_INT(1, rs_int("XACK %s audit %s", RS_STREAM, e[1].id));
   RS_EQ_STR("4|0|0|0|0", rs_settle(4, all));
   RS_EQ_INT(2, xlen(RS_STREAM));
-  RS_EQ_STR("job_id|v|chunk_id|v:2|content|text 2|metadata|{\"i\":2}", rs_entry(RS_STREAM, 0));
+  RS_EQ_STR("chunk_id|v:2|content|text 2|metadata|{\"i\":2}", rs_entry(RS_STREAM, 0));
   RS_EQ_INT(2, audit_read(2));
   RS_EQ_INT(2, rs_int("XACK %s audit %s %s", RS_STREAM, e[2].id, e[3].id));
   RS_EQ_STR("4|0|0|0|0", rs_settle(4, all));

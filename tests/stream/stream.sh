@@ -128,14 +128,15 @@ plain=$(lua "$here/enqueue.lua" 1 2 '{}')
 bad=$(lua "$here/enqueue.lua" 1 1 'not json')
 echo "$plain" > "$T/plain.txt"
 entry=$(redis XRANGE shield:ingestion_queue - + COUNT 1 | tail -n +2 | paste -sd' ')
-check "metadata {} and attempt 1 are left out of the entry" \
-  test "$entry" = "job_id $plain chunk_id $plain:0 content chunk 0 of $plain"
+check "job_id, metadata {} and attempt 1 are left out of the entry" \
+  test "$entry" = "chunk_id $plain:0 content chunk 0 of $plain"
 start_supervisor "$CFG"
 check "both jobs drained" wait_for 30 drained
 check "the job without the default fields completed" test "$(redis HGET "job:$plain" status)" = completed
 check "each of its chunks ran once" verify once "$T/plain.txt"
 dead=$(redis XRANGE shield:ingestion_queue:dead - + | tr '\n' ' ')
 check "the chunk with bad metadata is dead-lettered" grep -q "chunk_id $bad:0 .*malformed task: metadata is not a JSON object" <<<"$dead"
+check "... and the dead letter names its job" grep -q "job_id $bad chunk_id $bad:0 " <<<"$dead"
 check "its job ends failed" test "$(redis HGET "job:$bad" status)" = failed
 stop_supervisor
 

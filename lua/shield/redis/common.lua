@@ -106,6 +106,12 @@ local function field(flat, name)
   end
 end
 
+-- The job of a task entry: its job_id field, or else (enqueue.lua writes none)
+-- its chunk_id up to the last ':'; '' when it has neither.
+local function entry_job(flat)
+  return field(flat, 'job_id') or (field(flat, 'chunk_id') or ''):match('^(.*):') or ''
+end
+
 -- cmd key [first] list[from..to]...: the sum of the integer replies. unpack()
 -- is capped by Lua's C stack (8000 values), so long lists go in slices. first:
 -- an argument before the list (XACK's group), or nil; from, to: the whole list
@@ -278,7 +284,8 @@ local function count_final(j, chunk_ids, counter, from, to)
 end
 
 -- Dead-letters a chunk: D gets the entry's original fields (flat, or job_id and
--- chunk_id when the entry is gone) plus error, attempts and failed_at. A chunk of
+-- chunk_id when the entry is gone; job_id first when the entry had none) plus
+-- error, attempts and failed_at. A chunk of
 -- a known job counts as failed once, keeps the job's first error and emits
 -- chunk.dead; a chunk already final, or of a job that no longer exists, is not
 -- dead-lettered again. A malformed entry (empty job_id) is dead-lettered with no
@@ -299,7 +306,8 @@ local function bury(flat, job_id, chunk_id, err, attempts)
   end
   local out = {}
   if flat then
-    for i = 1, #flat do out[i] = flat[i] end
+    if job_id ~= '' and not field(flat, 'job_id') then out[1], out[2] = 'job_id', job_id end
+    for i = 1, #flat do out[#out + 1] = flat[i] end
   else
     out = { 'job_id', job_id, 'chunk_id', chunk_id }
   end

@@ -8,11 +8,12 @@
 -- ARGV[8]  idempotency key TTL, seconds
 -- ARGV[9..] per chunk, 3 values: chunk_id (<job_id>:<index>), content, metadata (JSON)
 -- Writes the job hash (status queued, counters 0, created_at, rev 1), one task
--- entry per chunk (job_id, chunk_id, content, and metadata unless it is "{}"),
--- the ingestion.queued event and the dirty mark. The defaults are left out of
--- the entries (no metadata means {}, no attempt means 1: runtime.lua, settle.lua
--- and begin.lua read them so), which saves Redis writing, logging to the AOF and
--- reading back two fields per chunk.
+-- entry per chunk (chunk_id, content, and metadata unless it is "{}"), the
+-- ingestion.queued event and the dirty mark. What the readers can tell without
+-- it is left out of the entries: no job_id means the chunk_id up to its last
+-- ':', no metadata means {}, no attempt means 1 (the worker, begin.lua,
+-- settle.lua and reclaim.lua read them so). That saves Redis writing, logging
+-- to the AOF and reading back three fields per chunk.
 -- Returns {job_id, 1}, or {existing job id, 0} when the idempotency key is
 -- already taken (nothing enqueued). Error replies: "bad arguments: ...",
 -- "job exists" (the id is taken).
@@ -40,10 +41,9 @@ call('HSET', key, 'status', 'queued', 'job_type', job_type, 'metadata', metadata
      'chunks_skipped', 0, 'created_at', format('%d', NOW), 'rev', 1)
 for i = 9, #ARGV, 3 do
   if ARGV[i + 2] == '{}' then
-    call('XADD', K_STREAM, '*', 'job_id', job_id, 'chunk_id', ARGV[i], 'content', ARGV[i + 1])
+    call('XADD', K_STREAM, '*', 'chunk_id', ARGV[i], 'content', ARGV[i + 1])
   else
-    call('XADD', K_STREAM, '*', 'job_id', job_id, 'chunk_id', ARGV[i],
-         'content', ARGV[i + 1], 'metadata', ARGV[i + 2])
+    call('XADD', K_STREAM, '*', 'chunk_id', ARGV[i], 'content', ARGV[i + 1], 'metadata', ARGV[i + 2])
   end
 end
 emit('ingestion.queued', job_id, { job_id = job_id, job_type = job_type, chunks_total = nchunks })

@@ -32,7 +32,7 @@ for i = 1, #claimed do
     local p = call('XPENDING', K_STREAM, group, id, id, 1, claimer)[1]
     local over, total = over_delivered(flat, p and p[4] or 1, max_deliveries)
     if over then
-      if bury(flat, field(flat, 'job_id') or '', field(flat, 'chunk_id') or '',
+      if bury(flat, entry_job(flat), field(flat, 'chunk_id') or '',
               delivery_error(total - 1), total - 1) then
         dead = dead + 1
       end
