@@ -718,45 +718,50 @@ int shr_redis_script_call(shr_redis_t *r, shr_redis_script_t *s, shr_redis_cb cb
 
 /* ---- replies ---- */
 
-redisReply *shr_redis_reply_copy(const redisReply *in) {
-  redisReply *out = calloc(1, sizeof *out);
-  if (!out) return NULL;
-  out->type = in->type;
-  out->integer = in->integer;
-  switch (in->type) {
-  case REDIS_REPLY_STRING:
-  case REDIS_REPLY_STATUS:
-  case REDIS_REPLY_ERROR:
-    if (!(out->str = malloc(in->len + 1))) break;
-    memcpy(out->str, in->str, in->len);
-    out->str[in->len] = '\0';
-    out->len = in->len;
-    return out;
-  case REDIS_REPLY_ARRAY:
-    if (in->elements && !(out->element = calloc(in->elements, sizeof *out->element))) break;
-    for (size_t i = 0; i < in->elements; i++) {
-      out->elements = i + 1;
-      if (in->element[i] && !(out->element[i] = shr_redis_reply_copy(in->element[i]))) {
-        shr_redis_reply_free(out);
-        return NULL;
-      }
-    }
-    out->elements = in->elements;
-    return out;
-  default:
-    return out;
+/* A copy is one block, so copying and freeing a reply of n elements costs one
+ * allocation instead of 2n + 1 (the status route's HGETALL: 23 elements).
+ * Layout: the struct, then its element pointers, its string and its elements'
+ * copies, each piece rounded up to 8 bytes. */
+#define ALIGNED(n) (((n) + 7) & ~(size_t)7)
+
+static size_t copy_size(const redisReply *r) {
+  size_t n = ALIGNED(sizeof *r);
+  if (r->type == REDIS_REPLY_ARRAY) {
+    n += ALIGNED(r->elements * sizeof *r->element);
+    for (size_t i = 0; i < r->elements; i++)
+      if (r->element[i]) n += copy_size(r->element[i]);
+  } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR) {
+    n += ALIGNED(r->len + 1);
   }
-  shr_redis_reply_free(out);
-  return NULL;
+  return n;
 }
 
-void shr_redis_reply_free(redisReply *reply) {
-  if (!reply) return;
-  if (reply->type == REDIS_REPLY_ARRAY) {
-    for (size_t i = 0; i < reply->elements; i++) shr_redis_reply_free(reply->element[i]);
-    free(reply->element);
-  } else {
-    free(reply->str);
+static redisReply *copy_into(const redisReply *in, char **at) {
+  redisReply *out = (redisReply *)*at;
+  *at += ALIGNED(sizeof *out);
+  memset(out, 0, sizeof *out);
+  out->type = in->type;
+  out->integer = in->integer;
+  if (in->type == REDIS_REPLY_ARRAY) {
+    out->element = (redisReply **)*at;
+    out->elements = in->elements;
+    *at += ALIGNED(in->elements * sizeof *out->element);
+    for (size_t i = 0; i < in->elements; i++) out->element[i] = in->element[i] ? copy_into(in->element[i], at) : NULL;
+  } else if (in->type == REDIS_REPLY_STRING || in->type == REDIS_REPLY_STATUS || in->type == REDIS_REPLY_ERROR) {
+    out->str = *at;
+    out->len = in->len;
+    memcpy(out->str, in->str, in->len);
+    out->str[in->len] = '\0';
+    *at += ALIGNED(in->len + 1);
   }
-  free(reply);
+  return out;
 }
+
+redisReply *shr_redis_reply_copy(const redisReply *in) {
+  char *block = malloc(copy_size(in));
+  if (!block) return NULL;
+  char *at = block;
+  return copy_into(in, &at);
+}
+
+void shr_redis_reply_free(redisReply *reply) { free(reply); }

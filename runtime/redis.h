@@ -85,8 +85,8 @@ void shr_redis_script_free(shr_redis_script_t *s);
 int shr_redis_script_call(shr_redis_t *r, shr_redis_script_t *s, shr_redis_cb cb, void *data, int nkeys,
                           int argc, const char **argv, const size_t *argvlen);
 
-/* A deep copy of a reply (for answers kept past the callback); NULL when out
- * of memory. Free it with shr_redis_reply_free. */
+/* A deep copy of a reply (for answers kept past the callback), in one
+ * allocation; NULL when out of memory. Free it with shr_redis_reply_free. */
 redisReply *shr_redis_reply_copy(const redisReply *reply);
 void shr_redis_reply_free(redisReply *reply);
 

@@ -56,6 +56,25 @@ describe("shield.jobs", function()
     end)
   end
 
+  it("writes epoch milliseconds as os.date does, leap days and year ends included", function()
+    local function expected(ms)
+      local s = math.floor(ms / 1000)
+      return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", ms - s * 1000)
+    end
+    local cases = {
+      0, 999, 68169599999, 68169600000, 951782400000, 951868799999, 951868800000,
+      4107542400000, 4107542399999, 4102444800000, 1700000000123, 253402300799999,
+    }
+    for _ = 1, 20000 do
+      cases[#cases + 1] = math.random(0, 7258118400000) -- to 2200
+    end
+    for _, ms in ipairs(cases) do
+      assert.are.equal(expected(ms), jobs.iso8601(ms))
+    end
+    assert.are.equal("2000-02-29T00:00:00.000Z", jobs.iso8601("951782400000"))
+    assert.is_nil(jobs.iso8601("soon"))
+  end)
+
   it("shows a job with its percent and ISO timestamps", function()
     local v = jobs.view("id1", {
       status = "processing", job_type = "lightrag_ingest", chunks_total = "4", chunks_processed = "2",
