@@ -30,6 +30,26 @@ describe("shield.jobs", function()
     assert.are.same({ tenant = "acme", source_type = "pdf" }, cjson.decode(meta))
   end)
 
+  it("sets source_uri, source_type and chunk_index over a chunk's own metadata", function()
+    local chunks = jobs.validate_ingest({
+      source_type = "pdf",
+      chunks = {
+        { text = "a", metadata = { chunk_index = 9, source_uri = "mine", n = 1.5, tags = { "x" } } },
+        { text = "b", metadata = {}, source_uri = 'with "quotes"' },
+        { text = "c", metadata = { source_type = "own" } },
+      },
+    }, limits, cjson.encode)
+    assert.are.same({ chunk_index = 0, n = 1.5, tags = { "x" }, source_type = "pdf" }, cjson.decode(chunks[1].metadata))
+    assert.are.same({ chunk_index = 1, source_uri = 'with "quotes"', source_type = "pdf" },
+      cjson.decode(chunks[2].metadata))
+    assert.are.same({ chunk_index = 2, source_type = "pdf" }, cjson.decode(chunks[3].metadata))
+    -- Without a source_type.
+    local bare = jobs.validate_ingest({ chunks = {
+      { text = "d", metadata = { page = 7, title = "T" }, source_uri = "u" }, { text = "e" } } }, limits, cjson.encode)
+    assert.are.same({ chunk_index = 0, page = 7, title = "T", source_uri = "u" }, cjson.decode(bare[1].metadata))
+    assert.are.equal('{"chunk_index":1}', bare[2].metadata)
+  end)
+
   local cases = {
     { "not an object", { 1, 2 }, "the body must be a JSON object" },
     { "no chunks", {}, "chunks: required" },
