@@ -441,7 +441,7 @@ static int l_tx_gc(lua_State *L) {
 static int l_stats(lua_State *L) {
   shr_pg_stats_t st;
   shr_pg_pool_stats(pool_of(L), &st);
-  lua_createtable(L, 0, 11);
+  lua_createtable(L, 0, 12);
 #define FIELD(name)                          \
   lua_pushnumber(L, (lua_Number)st.name);    \
   lua_setfield(L, -2, #name)
@@ -451,6 +451,7 @@ static int l_stats(lua_State *L) {
   FIELD(reconnects);
   FIELD(connect_failures);
   FIELD(cancels);
+  FIELD(prepared);
   FIELD(size);
   FIELD(open);
   FIELD(busy);

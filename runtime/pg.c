@@ -7,6 +7,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "pg_stmt.h"
 
 #define CONNECT_TIMEOUT_MS 10000 /* when the conninfo sets no connect_timeout */
 #define BACKOFF_MIN_MS 100
@@ -23,6 +24,17 @@ enum {
   CONN_DRAINING,   /* a cancelled query ended; its PQcancel has not returned yet */
 };
 
+/* The protocol steps of a query. One with parameters runs as a named
+ * prepared statement of its session, so the server parses and plans it once
+ * per session, not per call: a miss first prepares it (after deallocating the
+ * least recently used statement when the session has SHR_PG_STMTS_MAX). */
+enum {
+  STEP_SIMPLE,     /* no parameters: the simple protocol (scripts of several statements) */
+  STEP_DEALLOCATE, /* making room: DEALLOCATE the victim in stmt */
+  STEP_PREPARE,    /* preparing sql as stmt */
+  STEP_EXECUTE,    /* executing the prepared stmt */
+};
+
 /* A query, an acquire (acb set) or the pool's own ROLLBACK (no callback). */
 typedef struct query {
   struct query *prev, *next; /* the FIFO or the completion list */
@@ -33,6 +45,9 @@ typedef struct query {
   const char *err;        /* the failure of a deferred completion */
   int err_owned;
   int cancelled;
+  int step;
+  int reprepared;              /* prepared again once after its statement was gone */
+  char stmt[SHR_PG_STMT_NAME]; /* the statement of the step */
   int nparams;
   const char *sql;            /* in the same allocation */
   const char *const *values;  /* in the same allocation */
@@ -52,6 +67,7 @@ struct shr_pg_conn {
   int cancel_running;
   query_t *q;        /* in flight; owned */
   PGresult *res;     /* what the query in flight answered so far; owned */
+  shr_pg_stmts_t stmts; /* the session's prepared statements */
 };
 
 typedef struct {
@@ -270,6 +286,7 @@ static void end_session(shr_pg_conn_t *c, const char *err) {
   c->res = NULL;
   c->cancel_running = 0;
   c->state = CONN_CLOSED;
+  shr_pg_stmts_clear(&c->stmts);
   query_t *q = c->q;
   c->q = NULL;
   if (q) fail(p, q, q->cancelled ? "cancelled" : err);
@@ -424,6 +441,14 @@ static int is_error(ExecStatusType st) {
   return st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR;
 }
 
+/* A prepared statement whose plan can no longer give the result type it was
+ * prepared with (a table changed under a SELECT *) fails once, as in
+ * PostgreSQL itself; it is prepared again next time. */
+static void execute_failed(shr_pg_conn_t *c, query_t *q, const PGresult *res) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  if (state && strcmp(state, "0A000") == 0) shr_pg_stmts_mark_stale(&c->stmts, q->stmt);
+}
+
 static void query_done(shr_pg_conn_t *c) {
   shr_pg_pool_t *p = c->pool;
   query_t *q = c->q;
@@ -450,6 +475,7 @@ static void query_done(shr_pg_conn_t *c) {
     e = err;
     reset = 1;
   }
+  if (e && !reset && !q->cancelled && q->step == STEP_EXECUTE) execute_failed(c, q, res);
   int internal = !q->cb && !q->acb;
   if (reset) {
     if (!q->cancelled) shr_warn("postgres: session %s", e);
@@ -485,15 +511,83 @@ static void flush(shr_pg_conn_t *c) {
   if (watch(c, r ? UV_READABLE | UV_WRITABLE : UV_READABLE) != 0) lost(c, "cannot watch the socket");
 }
 
+static int send_execute(shr_pg_conn_t *c, query_t *q) {
+  q->step = STEP_EXECUTE;
+  return PQsendQueryPrepared(c->pg, q->stmt, q->nparams, q->values, NULL, NULL, 0);
+}
+
+/* Sends q's first step; returns what libpq's send did. Without parameters the
+ * simple protocol runs scripts of several statements (migrations); with them
+ * the extended protocol allows one. */
+static int send_first_step(shr_pg_conn_t *c, query_t *q) {
+  if (!q->nparams) {
+    q->step = STEP_SIMPLE;
+    return PQsendQuery(c->pg, q->sql);
+  }
+  const char *name = shr_pg_stmts_find(&c->stmts, q->sql, q->nparams);
+  if (name) {
+    snprintf(q->stmt, sizeof q->stmt, "%s", name);
+    return send_execute(c, q);
+  }
+  const shr_pg_stmt_t *victim = shr_pg_stmts_victim(&c->stmts);
+  if (victim) {
+    char sql[32 + SHR_PG_STMT_NAME];
+    snprintf(q->stmt, sizeof q->stmt, "%s", victim->name);
+    snprintf(sql, sizeof sql, "DEALLOCATE %s", victim->name);
+    q->step = STEP_DEALLOCATE;
+    return PQsendQuery(c->pg, sql);
+  }
+  shr_pg_stmts_new_name(&c->stmts, q->stmt);
+  q->step = STEP_PREPARE;
+  return PQsendPrepare(c->pg, q->stmt, q->sql, q->nparams, NULL);
+}
+
+/* The statement q executed or deallocated was gone from the session (a
+ * script ran DEALLOCATE ALL or DISCARD ALL): the session has none of them
+ * left; nothing of q ran, so outside a transaction (which the error would have
+ * aborted) q starts again, once. */
+static int statement_gone(shr_pg_conn_t *c, query_t *q) {
+  const char *state = PQresultErrorField(c->res, PG_DIAG_SQLSTATE);
+  if (!state || strcmp(state, "26000") != 0) return 0;
+  shr_pg_stmts_clear(&c->stmts);
+  return !q->reprepared && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
+/* The step in flight answered (c->res): books a DEALLOCATE or PREPARE that
+ * worked and sends the next step. Returns 1 if it sent one, 0 when the query
+ * is over (its last step, a failure, or cancelled). */
+static int next_step(shr_pg_conn_t *c) {
+  query_t *q = c->q;
+  if (PQstatus(c->pg) != CONNECTION_OK || !c->res) return 0;
+  ExecStatusType st = PQresultStatus(c->res);
+  int again = 0; /* from the first step again */
+  if (q->step == STEP_DEALLOCATE && st == PGRES_COMMAND_OK) {
+    shr_pg_stmts_remove(&c->stmts, q->stmt);
+    again = 1;
+  } else if (q->step == STEP_PREPARE && st == PGRES_COMMAND_OK) {
+    c->pool->stats.prepared++;
+    /* Out of memory: executed this once, never found again. */
+    shr_pg_stmts_add(&c->stmts, q->sql, q->nparams, q->stmt);
+  } else if ((q->step == STEP_EXECUTE || q->step == STEP_DEALLOCATE) && is_error(st) && statement_gone(c, q)) {
+    q->reprepared = 1;
+    again = 1;
+  } else {
+    return 0;
+  }
+  if (q->cancelled) return 0;
+  PQclear(c->res);
+  c->res = NULL;
+  /* A send libpq refuses ends the query with libpq's message. */
+  if (!(again ? send_first_step(c, q) : send_execute(c, q))) return 0;
+  flush(c);
+  return 1;
+}
+
 static void start_query(shr_pg_conn_t *c, query_t *q) {
   shr_pg_pool_t *p = c->pool;
   c->q = q;
   c->state = CONN_BUSY;
-  /* Without parameters the simple protocol runs scripts of several
-   * statements (migrations); with them the extended protocol allows one. */
-  int sent = q->nparams ? PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->values, NULL, NULL, 0)
-                        : PQsendQuery(c->pg, q->sql);
-  if (!sent) {
+  if (!send_first_step(c, q)) {
     c->q = NULL;
     if (PQstatus(c->pg) == CONNECTION_OK) {
       /* Refused by libpq itself (for instance too many parameters). */
@@ -529,7 +623,7 @@ static void readable(shr_pg_conn_t *c) {
   while (!PQisBusy(c->pg)) {
     PGresult *r = PQgetResult(c->pg);
     if (!r) {
-      query_done(c);
+      if (!next_step(c)) query_done(c);
       return;
     }
     ExecStatusType st = PQresultStatus(r);

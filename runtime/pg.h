@@ -30,6 +30,7 @@ typedef struct shr_pg_stats {
   uint64_t reconnects;       /* sessions opened on a slot that had one before */
   uint64_t connect_failures;
   uint64_t cancels;          /* in-flight queries cancelled */
+  uint64_t prepared;         /* statements prepared (queries with parameters, once per session) */
   int size, open, busy, pinned, queued;
 } shr_pg_stats_t;
 
@@ -45,8 +46,10 @@ void shr_pg_pool_close(shr_pg_pool_t *p);
 /* Sends sql with nparams text parameters ($1..$n; values[i] NULL is SQL NULL;
  * lengths, if not NULL, bound each value; a value ends at its first NUL
  * either way, as text parameters do) on a free connection, or queues it
- * (FIFO) while all are busy. With parameters sql is one statement; without,
- * it may be several (the result is the last one's, the first error wins).
+ * (FIFO) while all are busy. With parameters sql is one statement, run as a
+ * named prepared statement of the session (prepared on its first use there;
+ * pg_stmt.h); without, it may be several (the result is the last one's, the
+ * first error wins).
  * sql and values are copied. While the server is unreachable queries fail at once (backoff).
  * Returns 0, or -1 (pool closing, bad arguments, out of memory: cb not
  * called). data identifies the query for shr_pg_cancel. */

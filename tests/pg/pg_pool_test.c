@@ -134,6 +134,14 @@ static shr_pg_pool_t *timer_pool;
 static void *timer_target;
 static void on_cancel_timer(uv_timer_t *h) { CHECK_INT(0, shr_pg_cancel(timer_pool, timer_target)); }
 
+/* Cancels target on p after ms (close the timer at the end of the case). */
+static void cancel_after(shr_pg_pool_t *p, void *target, uint64_t ms) {
+  uv_timer_init(&loop, &timer);
+  timer_pool = p;
+  timer_target = target;
+  uv_timer_start(&timer, on_cancel_timer, ms, 0);
+}
+
 static void test_cancel(void) {
   shr_pg_pool_t *p = shr_pg_pool_new(&loop, pg_url, 1);
   answer_t slow, queued, next, check;
@@ -151,11 +159,8 @@ static void test_cancel(void) {
   /* A query in flight: cancelled on the server, the session kept. */
   query(p, "SELECT pg_sleep(10)", &slow);
   query(p, "SELECT 'after'", &next);
-  uv_timer_init(&loop, &timer);
-  timer_pool = p;
-  timer_target = &slow;
   uint64_t t0 = uv_now(&loop);
-  uv_timer_start(&timer, on_cancel_timer, 100, 0);
+  cancel_after(p, &slow, 100);
   wait_for(&slow);
   CHECK_STR("cancelled", slow.err);
   CHECK(uv_now(&loop) - t0 < 1000);
@@ -169,6 +174,27 @@ static void test_cancel(void) {
   shr_pg_pool_stats(p, &st);
   CHECK_INT(1, st.connects);
   CHECK_INT(1, st.cancels);
+  uv_close((uv_handle_t *)&timer, NULL);
+  close_pool(p);
+}
+
+/* A query with parameters is prepared once per session; cancelling its
+ * execution keeps the statement for the next call. */
+static void test_prepared_cancel(void) {
+  shr_pg_pool_t *p = shr_pg_pool_new(&loop, pg_url, 1);
+  answer_t slow, next;
+  query1(p, "SELECT pg_sleep($1::float8)::text", "10", &slow);
+  cancel_after(p, &slow, 100);
+  wait_for(&slow);
+  CHECK_STR("cancelled", slow.err);
+  query1(p, "SELECT pg_sleep($1::float8)::text", "0", &next);
+  wait_for(&next);
+  CHECK_STR("", next.err);
+  CHECK_STR("", next.value);
+  shr_pg_stats_t st;
+  shr_pg_pool_stats(p, &st);
+  CHECK_INT(1, st.prepared);
+  CHECK_INT(1, st.connects);
   uv_close((uv_handle_t *)&timer, NULL);
   close_pool(p);
 }
@@ -373,6 +399,7 @@ int main(void) {
   test_basic();
   test_fifo();
   test_cancel();
+  test_prepared_cancel();
   test_pinned();
   test_refused();
   test_socket_switch();
