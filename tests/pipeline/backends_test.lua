@@ -273,6 +273,15 @@ do
   err = failure(short.embed, short, { "x", "y" })
   t.eq(err and err.message, "embedding: bad answer from http://emb.test/api/embed: 1 vectors for 2 inputs",
     "embed: a missing vector is a bad answer")
+  -- every element a finite number: the vectors step writes them as real[] text
+  local m = fake({ { body = '{"embeddings": [[1, "2}"]]}' }, { body = '{"embeddings": [[1, 1e999]]}' } })
+  local mixed = embedding.new({ provider = "ollama", url = "http://emb.test", model = "e", retries = 0 }, m.request)
+  err = failure(mixed.embed, mixed, { "x" })
+  t.eq(err and err.message, "embedding: bad answer from http://emb.test/api/embed: vector 1 is not numbers",
+    "embed: a string in a vector is a bad answer")
+  err = failure(mixed.embed, mixed, { "x" })
+  t.eq(err and err.message, "embedding: bad answer from http://emb.test/api/embed: vector 1 is not numbers",
+    "embed: an infinite number is a bad answer")
   local hash = embedding.new(nil)
   t.eq(hash.model, "hash-256", "embed: offline by default, 256 dimensions")
   t.eq(#hash:embed({ "words here" })[1], 256, "embed: a hash vector")

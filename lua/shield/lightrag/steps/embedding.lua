@@ -7,7 +7,7 @@ local settings = require "shield.lightrag.steps.settings"
 local service = require "shield.lightrag.steps.service"
 local embed_hash = require "shield.lightrag.embed_hash"
 
-local type, setmetatable, floor, getenv, tostring = type, setmetatable, math.floor, os.getenv, tostring
+local type, setmetatable, floor, getenv, tostring, huge = type, setmetatable, math.floor, os.getenv, tostring, math.huge
 local format = string.format
 
 local _M = {}
@@ -59,6 +59,17 @@ local function bad(self, msg)
   service.fail(format("embedding: bad answer from %s: %s", self.url, msg), false)
 end
 
+-- A vector is a non-empty array of finite numbers (the vectors step writes
+-- them as the text of a real[]).
+local function finite_numbers(v)
+  if type(v) ~= "table" or #v == 0 then return false end
+  for j = 1, #v do
+    local x = v[j]
+    if type(x) ~= "number" or x ~= x or x == huge or x == -huge then return false end
+  end
+  return true
+end
+
 -- One request for a batch; returns its vectors in input order.
 function _M:remote(batch)
   local s = self.settings
@@ -98,7 +109,7 @@ function _M:embed(texts)
     local vectors = self:remote(batch)
     for i = 1, #vectors do
       local v = vectors[i]
-      if type(v) ~= "table" or #v == 0 or type(v[1]) ~= "number" then bad(self, "vector " .. i .. " is not numbers") end
+      if not finite_numbers(v) then bad(self, "vector " .. i .. " is not numbers") end
       local want = s.dim or self.dim
       if want and #v ~= want then
         service.fail(format("embedding: %s gave a vector of size %d, expected %d", tostring(s.model), #v, want), false)

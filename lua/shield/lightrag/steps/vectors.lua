@@ -12,17 +12,22 @@ local service = require "shield.lightrag.steps.service"
 local graph = require "shield.lightrag.steps.graph"
 local embed = require "shield.lightrag.steps.embed"
 
-local assert, ipairs, min = assert, ipairs, math.min
+local assert, ipairs, min, concat = assert, ipairs, math.min, table.concat
 local encode, query = shield.json.encode, graph.query
 
 local _M = {}
 
 _M.BATCH = 100    -- rows per INSERT
 
+-- An embedding travels as the text of a real[] ("{0.1,-0.2}"; LuaJIT writes
+-- numbers as cjson does, %.14g, so the stored values are the same): float4in
+-- reads it at once, where a JSON array went through jsonb's numeric, its
+-- text, then float4in, element by element. Also no number formatting by
+-- printf in the worker (cjson's), about a tenth of its CPU.
 local UPSERT = [[
 INSERT INTO lightrag_vectors (id, kind, ref, content, model, dim, embedding)
-SELECT r.id, r.kind, r.ref, r.content, $2, $3, r.embedding
-  FROM jsonb_to_recordset($1::jsonb) AS r(id text, kind text, ref text, content text, embedding real[])
+SELECT r.id, r.kind, r.ref, r.content, $2, $3, r.embedding::real[]
+  FROM jsonb_to_recordset($1::jsonb) AS r(id text, kind text, ref text, content text, embedding text)
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, ref = excluded.ref, content = excluded.content,
   model = excluded.model, dim = excluded.dim, embedding = excluded.embedding, updated_at = now()]]
 
@@ -68,7 +73,8 @@ local function to_postgres(items, v)
     local rows = {}
     for i = first, min(#items, first + _M.BATCH - 1) do
       local it = items[i]
-      rows[#rows + 1] = { id = it.id, kind = it.kind, ref = it.ref, content = it.content, embedding = it.vector }
+      rows[#rows + 1] = { id = it.id, kind = it.kind, ref = it.ref, content = it.content,
+        embedding = "{" .. concat(it.vector, ",") .. "}" }
     end
     query(UPSERT, assert(encode(rows)), v.model, v.dim)
   end
