@@ -161,6 +161,32 @@ local stale = one([[SELECT
     WHERE v.content <> r.keywords || E'\t' || r.source || E'\n' || r.target || E'\n' || r.description) AS r]])
 t.eq(stale.e + stale.r, 0, "concurrent: every vector embeds the final merged description")
 
+-- The locks: every entity key and every relation key (the SQL takes them
+-- entities first, each side in hash order) in one statement; none for a side without keys
+local graph = require "shield.lightrag.steps.graph"
+local function locks(names, keys)
+  return shield.pg.transaction(function()
+    graph.lock(names, keys)
+    local got = {}
+    for _, row in ipairs(q([[SELECT classid, objid FROM pg_locks
+        WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objsubid = $1 ORDER BY classid, objid]], 2)) do
+      got[#got + 1] = row.classid .. ":" .. row.objid
+    end
+    return table.concat(got, " ")
+  end)
+end
+local want = one([[SELECT '71:' || (hashtext('Ada')::oid) AS a, '71:' || (hashtext('Bob')::oid) AS b,
+  '72:' || (hashtext(E'Ada\x1fBob')::oid) AS r]])
+local function sorted(...)
+  local l = { ... }
+  table.sort(l)
+  return table.concat(l, " ")
+end
+t.eq(locks({ "Ada", "Bob", "Ada" }, { "Ada\31Bob" }), sorted(want.a, want.b, want.r), "lock: entities and relations at once")
+t.eq(locks({}, { "Ada\31Bob" }), want.r, "lock: relations alone")
+t.eq(locks({ "Bob" }, {}), want.b, "lock: entities alone")
+t.eq(graph.array({}), "[]", "lock: an empty key list is a JSON array")
+
 -- A step order that cannot work fails for good, naming the step
 local ok, e = pcall(pipeline.process, p, { "graph" }, task("job-d", 1, "Text."), {})
 t.eq(ok, false, "order: graph without extract fails")

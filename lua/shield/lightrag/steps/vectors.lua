@@ -31,9 +31,13 @@ SELECT r.id, r.kind, r.ref, r.content, $2, $3, r.embedding::real[]
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, ref = excluded.ref, content = excluded.content,
   model = excluded.model, dim = excluded.dim, embedding = excluded.embedding, updated_at = now()]]
 
-local ENTITIES = "SELECT name, description FROM lightrag_entities WHERE " .. graph.WHERE_NAMES
+-- The texts of the entity rows (name set) and relation rows, in one answer.
+local TEXTS = [[
+SELECT name, NULL AS source, NULL AS target, NULL AS keywords, description
+  FROM lightrag_entities WHERE ]] .. graph.WHERE_NAMES .. [[
 
-local RELATIONS = "SELECT source, target, keywords, description FROM lightrag_relations WHERE " .. graph.WHERE_PAIRS
+UNION ALL
+SELECT NULL, source, target, keywords, description FROM lightrag_relations WHERE ]] .. graph.WHERE_PAIRS
 
 -- The items still current: entities and relations whose row (if any) has the
 -- text that was embedded. Runs under the locks of their keys.
@@ -50,14 +54,13 @@ local function current(items)
   end
   graph.lock(names, keys)
   local now = {}
-  if #names > 0 then
-    for _, r in ipairs(query(ENTITIES, assert(encode(names)))) do
-      now[r.name] = embed.entity_text(r.name, r.description)
-    end
-  end
-  if #pairs_ > 0 then
-    for _, r in ipairs(query(RELATIONS, assert(encode(pairs_)))) do
-      now[r.source .. graph.US .. r.target] = embed.relation_text(r.keywords, r.source, r.target, r.description)
+  if #names + #pairs_ > 0 then
+    for _, r in ipairs(query(TEXTS, graph.array(names), graph.array(pairs_))) do
+      if r.name then
+        now[r.name] = embed.entity_text(r.name, r.description)
+      else
+        now[r.source .. graph.US .. r.target] = embed.relation_text(r.keywords, r.source, r.target, r.description)
+      end
     end
   end
   local keep = {}
