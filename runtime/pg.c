@@ -808,9 +808,10 @@ static void dispatch(shr_pg_pool_t *p) {
     return;
   }
   /* Open as many sessions as there are waiting queries not already covered
-   * by a connect in progress. */
+   * by a connect in progress. Counting stops at the pool's size: the FIFO may
+   * hold thousands, and this runs after every query. */
   int waiting = 0, connecting = 0;
-  for (query_t *q = p->fifo.head; q; q = q->next) waiting++;
+  for (query_t *q = p->fifo.head; q && waiting < p->size; q = q->next) waiting++;
   for (int i = 0; i < p->size; i++)
     if (p->conns[i].state == CONN_CONNECTING) connecting++;
   for (int i = 0; i < p->size && connecting < waiting && !p->backing_off; i++) {
