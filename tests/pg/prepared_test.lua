@@ -53,6 +53,17 @@ t.eq(n, MAX + 8, "each answers")
 t.eq(held, MAX, "the session keeps 32 statements")
 t.eq(again, 2, "an evicted text is prepared again")
 
+-- A statement prepared in a transaction that rolls back stays prepared
+-- (statements are not transactional).
+pcall(pg.transaction, function()
+  pg.query("SELECT $1::text || 'rb' AS v", "a")
+  error("roll back")
+end)
+before = prepared()
+rows = pg.query("SELECT $1::text || 'rb' AS v", "b")
+t.eq(rows and rows[1].v, "brb", "a statement prepared in a rolled-back transaction answers")
+t.eq(prepared(), before, "without being prepared again")
+
 -- A script that drops the statements: outside a transaction the query is
 -- prepared again; inside one it fails (the transaction is aborted anyway).
 pg.query("SELECT $1::int AS v", 1)
