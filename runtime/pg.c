@@ -26,11 +26,12 @@ enum {
 
 /* The protocol steps of a query. One with parameters runs as a named
  * prepared statement of its session, so the server parses and plans it once
- * per session, not per call: a miss first prepares it (after deallocating the
- * least recently used statement when the session has SHR_PG_STMTS_MAX). */
+ * per session (and again as pg_stmt.h schedules), not per call: a miss first
+ * prepares it, after deallocating a stale statement or, when the session has
+ * SHR_PG_STMTS_MAX, the least recently used one. */
 enum {
   STEP_SIMPLE,     /* no parameters: the simple protocol (scripts of several statements) */
-  STEP_DEALLOCATE, /* making room: DEALLOCATE the victim in stmt */
+  STEP_DEALLOCATE, /* DEALLOCATE the victim (stale or least recently used) in stmt */
   STEP_PREPARE,    /* preparing sql as stmt */
   STEP_EXECUTE,    /* executing the prepared stmt */
 };

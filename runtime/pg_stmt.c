@@ -21,6 +21,10 @@ const char *shr_pg_stmts_find(shr_pg_stmts_t *s, const char *sql, int nparams) {
   for (int i = 0; i < SHR_PG_STMTS_MAX; i++) {
     shr_pg_stmt_t *e = &s->entries[i];
     if (e->sql && !e->stale && e->hash == h && e->nparams == nparams && strcmp(e->sql, sql) == 0) {
+      if (s->clock >= e->replan_at) {
+        e->stale = 1;
+        return NULL;
+      }
       e->used = ++s->clock;
       return e->name;
     }
@@ -29,14 +33,14 @@ const char *shr_pg_stmts_find(shr_pg_stmts_t *s, const char *sql, int nparams) {
 }
 
 const shr_pg_stmt_t *shr_pg_stmts_victim(const shr_pg_stmts_t *s) {
-  if (s->count < SHR_PG_STMTS_MAX) return NULL;
   const shr_pg_stmt_t *v = NULL;
   for (int i = 0; i < SHR_PG_STMTS_MAX; i++) {
     const shr_pg_stmt_t *e = &s->entries[i];
+    if (!e->sql) continue;
     if (e->stale) return e;
     if (!v || e->used < v->used) v = e;
   }
-  return v;
+  return s->count < SHR_PG_STMTS_MAX ? NULL : v;
 }
 
 void shr_pg_stmts_new_name(shr_pg_stmts_t *s, char name[SHR_PG_STMT_NAME]) {
@@ -54,6 +58,7 @@ int shr_pg_stmts_add(shr_pg_stmts_t *s, const char *sql, int nparams, const char
   e->nparams = nparams;
   e->stale = 0;
   e->used = ++s->clock;
+  e->replan_at = 2 * s->clock > SHR_PG_REPLAN_MIN ? 2 * s->clock : SHR_PG_REPLAN_MIN;
   memcpy(e->name, name, strlen(name) + 1);
   s->count++;
   return 0;

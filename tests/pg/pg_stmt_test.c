@@ -72,9 +72,33 @@ static void test_stale(void) {
   shr_pg_stmts_clear(&s);
 }
 
+/* Prepared again each time the session's executions double. */
+static void test_replan(void) {
+  shr_pg_stmts_t s = {0};
+  char name[SHR_PG_STMT_NAME];
+  int prepares = 0;
+  for (int i = 0; i < 1000; i++) {
+    if (shr_pg_stmts_find(&s, "SELECT $1", 1)) continue;
+    const shr_pg_stmt_t *v = shr_pg_stmts_victim(&s);
+    if (v) {
+      CHECK_INT(1, v->stale);
+      snprintf(name, sizeof name, "%s", v->name);
+      shr_pg_stmts_remove(&s, name);
+    }
+    shr_pg_stmts_new_name(&s, name);
+    CHECK_INT(0, shr_pg_stmts_add(&s, "SELECT $1", 1, name));
+    prepares++;
+  }
+  /* At executions 0, 64, 128, 256 and 512. */
+  CHECK_INT(5, prepares);
+  CHECK_INT(1, s.count);
+  shr_pg_stmts_clear(&s);
+}
+
 int main(void) {
   test_find();
   test_lru();
   test_stale();
+  test_replan();
   return test_summary();
 }

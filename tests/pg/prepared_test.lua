@@ -1,8 +1,9 @@
 -- Queries with parameters run as named prepared statements of their session
--- (runtime/pg.c, pg_stmt.c): prepared once per session and text, a failed
--- prepare is not kept, at most 32 a session (the least recently used
--- deallocated), statements a script drops or whose result type changed, and a
--- new session after the old one died. Run with `shield-runtime run`.
+-- (runtime/pg.c, pg_stmt.c): prepared once per session and text (and again as
+-- the session's executions double), a failed prepare is not kept, at most 32
+-- a session (the least recently used deallocated), statements a script drops
+-- or whose result type changed, and a new session after the old one died.
+-- Run with `shield-runtime run`.
 package.path = os.getenv("SHIELD_SOURCE_DIR") .. "/tests/lib/?.lua;" .. package.path
 local shield = require "shield"
 local t = require "tap"
@@ -96,6 +97,20 @@ t.eq(state, "0A000", "with its SQLSTATE")
 rows = pg.query("SELECT * FROM pg_prep_t WHERE a = $1", 1)
 t.eq(rows and rows[1].b, 5, "then runs with the new column")
 pg.query("DROP TABLE pg_prep_t")
+
+-- Prepared again as the session's executions double, so that a plan made
+-- while the tables were small does not outlive them; the old one is dropped.
+before = prepared()
+right = 0
+for i = 1, 300 do
+  local r = pg.query("SELECT $1::int + 7 AS v", i)
+  if r and r[1].v == i + 7 then right = right + 1 end
+end
+t.eq(right, 300, "300 calls answer")
+local again_n = prepared() - before
+t.ok(again_n >= 2 and again_n <= 4, "prepared again as executions double (" .. again_n .. " times)")
+rows = pg.query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1", "SELECT $1::int + 7 AS v")
+t.eq(rows and rows[1].n, 1, "the session holds one statement for the text")
 
 -- A session that died takes its statements with it: the new one prepares.
 local pid = pg.query("SELECT pg_backend_pid() AS p")[1].p
