@@ -17,7 +17,7 @@ static int same_job(const shr_begin_entry_t *a, const shr_begin_entry_t *b) {
 }
 
 int shr_begin_args(shr_begin_entry_t *entries, int n, int pending_pass, char runs_text[12], const char **argv,
-                   size_t *argvlen) {
+                   size_t *argvlen, int *verdicts) {
   int argc = 1, runs = 0;
   const shr_begin_entry_t *run = NULL; /* the first entry of the current run */
   for (int i = 0; i < n; i++) {
@@ -48,5 +48,6 @@ int shr_begin_args(shr_begin_entry_t *entries, int n, int pending_pass, char run
     argv[argc] = pending;
     argvlen[argc++] = 1;
   }
+  if (verdicts) *verdicts = others;
   return argc;
 }

@@ -28,8 +28,9 @@ size_t shr_chunk_job_len(const char *chunk_id, size_t len);
  * for entries[0..n) into argv and argvlen, and sets each entry's verdict index;
  * pending_pass: the entries came from the worker's own id-0 read. runs_text
  * holds the run count's text and must live until the call is sent. Returns the
- * number of arguments written. */
+ * number of arguments written; *verdicts (unless NULL) gets the number of
+ * verdicts the reply will hold. */
 int shr_begin_args(shr_begin_entry_t *entries, int n, int pending_pass, char runs_text[12], const char **argv,
-                   size_t *argvlen);
+                   size_t *argvlen, int *verdicts);
 
 #endif

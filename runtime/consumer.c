@@ -377,10 +377,7 @@ static void send_begin(shr_consumer_t *c, batch_t *b) {
   argvlen[k++] = strlen(c->name);
   argv[k] = max_deliveries;
   argvlen[k++] = strlen(max_deliveries);
-  k += shr_begin_args(b->refs, b->n, b->pending_pass, runs, argv + k, argvlen + k);
-  b->verdicts = 0;
-  for (int i = 0; i < b->n; i++)
-    if (b->refs[i].verdict >= b->verdicts) b->verdicts = b->refs[i].verdict + 1;
+  k += shr_begin_args(b->refs, b->n, b->pending_pass, runs, argv + k, argvlen + k, &b->verdicts);
   c->begins_in_flight++;
   shr_redis_script_call(c->env->redis, c->begin_script, on_begin, b, 5, k, argv, argvlen);
   free(argv);

@@ -261,18 +261,18 @@ int rs_read(const char *consumer, const char *from, rs_entry_t *out, int max) {
       copy_str(o->id, sizeof o->id, e->element[0]);
       o->job[0] = o->chunk[0] = '\0';
       o->first = strcmp(from, ">") == 0;
+      int has_job = 0;
       for (size_t k = 0; fields->type == REDIS_REPLY_ARRAY && k + 1 < fields->elements; k += 2) {
         const char *name = fields->element[k]->str, *value = fields->element[k + 1]->str;
-        if (strcmp(name, "job_id") == 0)
+        if (strcmp(name, "job_id") == 0) {
           copy_str(o->job, sizeof o->job, fields->element[k + 1]);
-        else if (strcmp(name, "chunk_id") == 0)
+          has_job = 1;
+        } else if (strcmp(name, "chunk_id") == 0) {
           copy_str(o->chunk, sizeof o->chunk, fields->element[k + 1]);
-        else if (strcmp(name, "deliveries") == 0 || (strcmp(name, "attempt") == 0 && strcmp(value, "1") != 0))
+        } else if (strcmp(name, "deliveries") == 0 || (strcmp(name, "attempt") == 0 && strcmp(value, "1") != 0)) {
           o->first = 0;
+        }
       }
-      int has_job = 0;
-      for (size_t k = 0; fields->type == REDIS_REPLY_ARRAY && k + 1 < fields->elements; k += 2)
-        has_job |= strcmp(fields->element[k]->str, "job_id") == 0;
       if (!has_job) snprintf(o->job, sizeof o->job, "%.*s", (int)shr_chunk_job_len(o->chunk, strlen(o->chunk)), o->chunk);
     }
   }
@@ -301,7 +301,7 @@ const char *rs_begin(const char *consumer, int max_deliveries, const rs_entry_t 
                                    .chunk_id = e[i].chunk, .chunk_id_len = strlen(e[i].chunk),
                                    .first_delivery = e[i].first };
   }
-  int argc = 3 + shr_begin_args(refs, n, pending, runs, argv + 3, argvlen + 3);
+  int argc = 3 + shr_begin_args(refs, n, pending, runs, argv + 3, argvlen + 3, NULL);
   redisReply *r = script_reply("begin", argc, argv, argvlen);
   rs_begin_verdicts = r->type == REDIS_REPLY_ARRAY ? (int)r->elements : -1;
   /* One verdict per entry, as the consumer reads them (a run's for each of its entries). */

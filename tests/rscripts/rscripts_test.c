@@ -308,13 +308,13 @@ static void test_begin_runs(void) {
   const char *argv[SHR_BEGIN_ARGS_MAX(4)];
   size_t argvlen[SHR_BEGIN_ARGS_MAX(4)];
   char runs[12];
-  int argc = shr_begin_args(refs, 4, 0, runs, argv, argvlen);
+  int argc = shr_begin_args(refs, 4, 0, runs, argv, argvlen, NULL);
   RS_EQ_STR("2|a|b|2-0|a|a:1|0", joined(argc, argv, argvlen));
   RS_EQ_INT(0, refs[0].verdict);
   RS_EQ_INT(2, refs[1].verdict);
   RS_EQ_INT(0, refs[2].verdict);
   RS_EQ_INT(1, refs[3].verdict);
-  argc = shr_begin_args(refs, 2, 1, runs, argv, argvlen);
+  argc = shr_begin_args(refs, 2, 1, runs, argv, argvlen, NULL);
   RS_EQ_STR("0|1-0|a|a:0|1|2-0|a|a:1|1", joined(argc, argv, argvlen));
   RS_EQ_INT(1, refs[1].verdict);
 
