@@ -54,9 +54,15 @@ wait_gone() {
 
 # --- ports -------------------------------------------------------------------
 
+# port_in_use PORT [all]: a listener on PORT; with "all", any socket on it (a
+# connection bound to a port makes a later listen there fail too).
 port_in_use() {
   if command -v ss >/dev/null; then
-    [[ -n $(ss -Hltn "sport = :$1") ]]
+    if [[ ${2:-} == all ]]; then
+      [[ -n $(ss -Htan "sport = :$1") ]]
+    else
+      [[ -n $(ss -Hltn "sport = :$1") ]]
+    fi
   else
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
   fi
@@ -92,16 +98,24 @@ release_ports() {
   return 0
 }
 
-# Picks a free port below the kernel's ephemeral range (so no outgoing
-# connection can be holding it when a server restarts on it) and reserves it.
+# Picks a free port outside the kernel's ephemeral range (so no outgoing
+# connection can be holding it when a server restarts on it) and reserves it:
+# below the range when it starts above 21000, else above it. A range covering
+# both sides leaves 20000-32767, with a warning.
 pick_port() {
-  local dir=$1 low=20000 high eph_low port try
-  read -r eph_low _ </proc/sys/net/ipv4/ip_local_port_range || eph_low=32768
-  high=$((eph_low > low + 1000 ? eph_low - 1 : 32767))
+  local dir=$1 low=20000 high=32767 eph_low eph_high port try
+  read -r eph_low eph_high </proc/sys/net/ipv4/ip_local_port_range || { eph_low=32768 eph_high=60999; }
+  if ((eph_low > low + 1000)); then
+    high=$((eph_low - 1))
+  elif ((eph_high < 64535)); then
+    low=$((eph_high + 1)) high=65535
+  else
+    echo "servers.sh: the ephemeral port range $eph_low-$eph_high covers every port; a client connection may take a server's port" >&2
+  fi
   for ((try = 0; try < 200; try++)); do
     port=$((low + (RANDOM * 32768 + RANDOM) % (high - low + 1)))
     reserve_port "$dir" "$port" || continue
-    if port_in_use "$port"; then
+    if port_in_use "$port" all; then
       rm -rf "${PORT_LOCKS:?}/$port"
       continue
     fi

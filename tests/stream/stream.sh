@@ -160,6 +160,17 @@ lua "$here/enqueue.lua" 50 100 '{"slow_ms":100}' > "$T/jobs.txt"
 wait_for 30 some_done
 pkill -KILL -P "$SUP_PID"; kill -KILL "$SUP_PID"; wait "$SUP_PID" 2>/dev/null; SUP_PID=
 check "tasks left when the runtime died" test "$(redis HLEN test:seen)" -lt 5000
+# A worker forked just before the supervisor died gets SIGTERM (PDEATHSIG).
+no_leftovers() { ! pgrep -f -- "--config $CFG" >/dev/null; }
+check "no worker outlives the runtime" wait_for 10 no_leftovers
+# The restart needs the HTTP port: report whoever holds it, and wait out a
+# closing connection rather than fail on the kernel's timing.
+port_sockets() { ss -Htanp "sport = :$SHIELD_TEST_HTTP_PORT"; }
+port_free() { [[ -z $(port_sockets) ]]; }
+if ! port_free; then
+  port_sockets | sed 's/^/# the HTTP port is held: /'
+  wait_for 70 port_free
+fi
 start_supervisor "$CFG"
 check "drained after a restart" wait_for 120 drained || queue_report
 check "no task lost after kill -9 of the runtime" verify atleast "$T/jobs.txt"
