@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua_pg_binary.h"
 #include "pg.h"
 #include "sched.h"
 
@@ -162,13 +163,15 @@ static void on_result(PGresult *res, const char *err, void *data) {
 
 /* Formats the query's parameters (stack 2..top) into values; NULL is SQL
  * NULL. Numbers and booleans become strings on the stack above them, alive
- * until the call returns (the pool copies). Returns 0, or pushes nil, err and
- * returns 2. Unsupported types raise. */
-static int collect_params(lua_State *L, int n, const char **values) {
+ * until the call returns (the pool copies); binary parameters (real_array)
+ * get their lengths and format 1. Returns 0, or pushes nil, err and returns
+ * 2. Unsupported types raise. */
+static int collect_params(lua_State *L, int n, const char **values, int *lengths, int *formats) {
   int top = lua_gettop(L);
   luaL_checkstack(L, n + 2, "shield.pg: too many parameters");
   for (int i = 0; i < n; i++) {
     int idx = i + 2;
+    formats[i] = 0;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
       values[i] = NULL;
@@ -214,9 +217,13 @@ static int collect_params(lua_State *L, int n, const char **values) {
       values[i] = s;
       break;
     }
+    case LUA_TUSERDATA:
+      if (!shr_lua_pg_binary_param(L, idx, &values[i], &lengths[i])) goto bad;
+      formats[i] = 1;
+      break;
     default:
     bad:
-      return luaL_argerror(L, idx, lua_pushfstring(L, "string, number, boolean, nil or pg.null expected, got %s",
+      return luaL_argerror(L, idx, lua_pushfstring(L, "string, number, boolean, nil, pg.null or a pg.real_array expected, got %s",
                                                    luaL_typename(L, idx)));
     }
   }
@@ -265,15 +272,17 @@ static int l_query(lua_State *L) {
   shr_pg_pool_t *pool = pool_of(L);
   shr_thread_t *t = shr_sched_current(L);
   int n = lua_gettop(L) - 1;
-  const char **values = lua_newuserdata(L, (size_t)(n > 0 ? n : 1) * sizeof *values);
-  int failed = collect_params(L, n, values);
+  size_t slots = (size_t)(n > 0 ? n : 1);
+  const char **values = lua_newuserdata(L, slots * (sizeof *values + 2 * sizeof(int)));
+  int *lengths = (int *)(values + slots), *formats = lengths + slots;
+  int failed = collect_params(L, n, values, lengths, formats);
   if (failed) return failed;
   if (shr_thread_expired(t)) return push_timeout(L);
   tx_t *tx = current_tx(L, t);
   req_t *r = req_new(L, pool, push_rows);
   const char *sql = lua_tostring(L, 1);
-  int rc = tx ? shr_pg_conn_query(tx->conn, sql, n, values, NULL, on_result, r)
-              : shr_pg_query(pool, sql, n, values, NULL, on_result, r);
+  int rc = tx ? shr_pg_conn_query(tx->conn, sql, n, values, lengths, formats, on_result, r)
+              : shr_pg_query(pool, sql, n, values, lengths, formats, on_result, r);
   if (rc != 0) {
     free(r);
     if (tx) return luaL_error(L, "shield.pg: the transaction's connection is busy");
@@ -329,7 +338,7 @@ static void on_acquired(shr_pg_conn_t *conn, const char *err, void *data) {
     return;
   }
   r->conn = conn;
-  if (shr_pg_conn_query(conn, "BEGIN", 0, NULL, NULL, on_begun, r) != 0) {
+  if (shr_pg_conn_query(conn, "BEGIN", 0, NULL, NULL, NULL, on_begun, r) != 0) {
     shr_pg_release(conn);
     r->conn = NULL;
     req_fail(r, "closed", NULL);
@@ -409,7 +418,7 @@ static int l_commit(lua_State *L) {
   }
   req_t *r = req_new(L, pool, push_commit);
   r->conn = conn;
-  if (shr_pg_conn_query(conn, "COMMIT", 0, NULL, NULL, on_committed, r) != 0) {
+  if (shr_pg_conn_query(conn, "COMMIT", 0, NULL, NULL, NULL, on_committed, r) != 0) {
     shr_pg_release(conn);
     free(r);
     return push_closed(L);
@@ -488,6 +497,7 @@ int shr_lua_pg_open(lua_State *L) {
                                  {NULL, NULL}};
   lua_createtable(L, 0, 7);
   luaL_register(L, NULL, fns);
+  shr_lua_pg_binary_register(L);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   return 1;

@@ -52,6 +52,7 @@ typedef struct query {
   int nparams;
   const char *sql;            /* in the same allocation */
   const char *const *values;  /* in the same allocation */
+  const int *lengths, *formats; /* same; NULL when every value is text */
 } query_t;
 
 struct shr_pg_conn {
@@ -122,30 +123,46 @@ static void qlist_remove(qlist_t *l, query_t *q) {
   q->prev = q->next = NULL;
 }
 
-/* One allocation holds the struct, the value pointers, the SQL and the values,
- * so a caller's buffers may go away while the query waits. */
-static query_t *query_new(const char *sql, int nparams, const char *const *values, const int *lengths) {
+static int is_binary(const int *formats, int i) { return formats && formats[i] == 1; }
+
+/* One allocation holds the struct, the value pointers, the lengths and
+ * formats (when some value is binary), the SQL and the values, so a caller's
+ * buffers may go away while the query waits. */
+static query_t *query_new(const char *sql, int nparams, const char *const *values, const int *lengths,
+                          const int *formats) {
   size_t sql_len = sql ? strlen(sql) : 0;
-  size_t size = sizeof(query_t) + (size_t)nparams * sizeof(char *) + sql_len + 1;
+  int binary = 0;
+  for (int i = 0; i < nparams; i++) binary |= values[i] && is_binary(formats, i);
+  size_t ints = binary ? 2 * (size_t)nparams * sizeof(int) : 0;
+  size_t size = sizeof(query_t) + (size_t)nparams * sizeof(char *) + ints + sql_len + 1;
   for (int i = 0; i < nparams; i++)
-    if (values[i]) size += (lengths ? (size_t)lengths[i] : strlen(values[i])) + 1;
+    if (values[i]) size += (is_binary(formats, i) ? (size_t)lengths[i] : strlen(values[i])) + 1;
   query_t *q = calloc(1, size);
   if (!q) return NULL;
   char **vals = (char **)(q + 1);
-  char *at = (char *)(vals + nparams);
+  int *lens = (int *)(vals + nparams), *fmts = lens + nparams;
+  char *at = (char *)vals + (size_t)nparams * sizeof(char *) + ints;
   memcpy(at, sql ? sql : "", sql_len + 1);
   q->sql = at;
   at += sql_len + 1;
   for (int i = 0; i < nparams; i++) {
     if (!values[i]) continue;
-    size_t n = lengths ? (size_t)lengths[i] : strlen(values[i]);
+    size_t n = is_binary(formats, i) ? (size_t)lengths[i] : strlen(values[i]);
     memcpy(at, values[i], n);
     at[n] = '\0';
     vals[i] = at;
     at += n + 1;
+    if (binary) {
+      lens[i] = (int)n;
+      fmts[i] = is_binary(formats, i);
+    }
   }
   q->nparams = nparams;
   q->values = (const char *const *)vals;
+  if (binary) {
+    q->lengths = lens;
+    q->formats = fmts;
+  }
   return q;
 }
 
@@ -430,7 +447,7 @@ static void start_query(shr_pg_conn_t *c, query_t *q);
 /* A session back in the shared pool must not carry an open transaction. */
 static void settle(shr_pg_conn_t *c) {
   if (c->state != CONN_IDLE || c->pinned || PQtransactionStatus(c->pg) == PQTRANS_IDLE) return;
-  query_t *q = query_new("ROLLBACK", 0, NULL, NULL);
+  query_t *q = query_new("ROLLBACK", 0, NULL, NULL, NULL);
   if (!q) {
     end_session(c, "closed");
     return;
@@ -514,7 +531,7 @@ static void flush(shr_pg_conn_t *c) {
 
 static int send_execute(shr_pg_conn_t *c, query_t *q) {
   q->step = STEP_EXECUTE;
-  return PQsendQueryPrepared(c->pg, q->stmt, q->nparams, q->values, NULL, NULL, 0);
+  return PQsendQueryPrepared(c->pg, q->stmt, q->nparams, q->values, q->lengths, q->formats, 0);
 }
 
 /* Sends q's first step; returns what libpq's send did. Without parameters the
@@ -913,9 +930,9 @@ void shr_pg_pool_close(shr_pg_pool_t *p) {
 }
 
 int shr_pg_query(shr_pg_pool_t *p, const char *sql, int nparams, const char *const *values,
-                 const int *lengths, shr_pg_cb cb, void *data) {
+                 const int *lengths, const int *formats, shr_pg_cb cb, void *data) {
   if (p->closing || !sql || nparams < 0 || (nparams > 0 && !values) || !cb) return -1;
-  query_t *q = query_new(sql, nparams, values, lengths);
+  query_t *q = query_new(sql, nparams, values, lengths, formats);
   if (!q) return -1;
   q->cb = cb;
   q->data = data;
@@ -926,7 +943,7 @@ int shr_pg_query(shr_pg_pool_t *p, const char *sql, int nparams, const char *con
 
 int shr_pg_acquire(shr_pg_pool_t *p, shr_pg_acquire_cb cb, void *data) {
   if (p->closing || !cb) return -1;
-  query_t *q = query_new(NULL, 0, NULL, NULL);
+  query_t *q = query_new(NULL, 0, NULL, NULL, NULL);
   if (!q) return -1;
   q->acb = cb;
   q->data = data;
@@ -936,12 +953,12 @@ int shr_pg_acquire(shr_pg_pool_t *p, shr_pg_acquire_cb cb, void *data) {
 }
 
 int shr_pg_conn_query(shr_pg_conn_t *c, const char *sql, int nparams, const char *const *values,
-                      const int *lengths, shr_pg_cb cb, void *data) {
+                      const int *lengths, const int *formats, shr_pg_cb cb, void *data) {
   shr_pg_pool_t *p = c->pool;
   assert(c->pinned);
   if (p->closing || !sql || nparams < 0 || (nparams > 0 && !values) || !cb) return -1;
   if (c->state != CONN_IDLE && c->state != CONN_CLOSED) return -1;
-  query_t *q = query_new(sql, nparams, values, lengths);
+  query_t *q = query_new(sql, nparams, values, lengths, formats);
   if (!q) return -1;
   q->cb = cb;
   q->data = data;

@@ -43,18 +43,18 @@ shr_pg_pool_t *shr_pg_pool_new(uv_loop_t *loop, const char *conninfo, int size);
  * handles are closed (run the loop afterwards). */
 void shr_pg_pool_close(shr_pg_pool_t *p);
 
-/* Sends sql with nparams text parameters ($1..$n; values[i] NULL is SQL NULL;
- * lengths, if not NULL, bound each value; a value ends at its first NUL
- * either way, as text parameters do) on a free connection, or queues it
- * (FIFO) while all are busy. With parameters sql is one statement, run as a
- * named prepared statement of the session (prepared on its first use there;
- * pg_stmt.h); without, it may be several (the result is the last one's, the
- * first error wins).
+/* Sends sql with nparams parameters ($1..$n; values[i] NULL is SQL NULL) on a
+ * free connection, or queues it (FIFO) while all are busy. A value is text
+ * ending at its first NUL, unless formats (may be NULL) has 1 for it: then it
+ * is PostgreSQL's binary format of the parameter's type, lengths[i] bytes.
+ * With parameters sql is one statement, run as a named prepared statement of
+ * the session (prepared on its first use there; pg_stmt.h); without, it may
+ * be several (the result is the last one's, the first error wins).
  * sql and values are copied. While the server is unreachable queries fail at once (backoff).
  * Returns 0, or -1 (pool closing, bad arguments, out of memory: cb not
  * called). data identifies the query for shr_pg_cancel. */
 int shr_pg_query(shr_pg_pool_t *p, const char *sql, int nparams, const char *const *values,
-                 const int *lengths, shr_pg_cb cb, void *data);
+                 const int *lengths, const int *formats, shr_pg_cb cb, void *data);
 
 /* Pins a free connection to the caller (for BEGIN..COMMIT), waiting in the
  * same FIFO as queries. Returns 0, or -1 (cb not called). */
@@ -63,7 +63,7 @@ int shr_pg_acquire(shr_pg_pool_t *p, shr_pg_acquire_cb cb, void *data);
  * (a new session would silently drop the transaction). Returns -1 (cb not
  * called) if a query is in flight on it already. */
 int shr_pg_conn_query(shr_pg_conn_t *c, const char *sql, int nparams, const char *const *values,
-                      const int *lengths, shr_pg_cb cb, void *data);
+                      const int *lengths, const int *formats, shr_pg_cb cb, void *data);
 /* Returns a pinned connection to the pool, at once. A transaction left open
  * on it is rolled back before the connection serves anyone else. */
 void shr_pg_release(shr_pg_conn_t *c);

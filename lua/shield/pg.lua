@@ -7,6 +7,8 @@
 --                        "rolled back: ...")
 --   null              -> SQL NULL as a parameter, where a nil would be lost
 --                        (the same value as shield.json.null)
+--   real_array(list[, list...]) -> a real[] parameter of the lists' numbers,
+--                        sent in binary (no text per number either side)
 --   stats(), healthy()
 local c = require "shield.c.pg"
 
@@ -15,6 +17,7 @@ local error, pcall, select, type = error, pcall, select, type
 local _M = {
   query = c.query,
   null = c.null,
+  real_array = c.real_array,
   stats = c.stats,
   healthy = c.healthy,
 }

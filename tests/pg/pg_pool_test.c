@@ -42,13 +42,13 @@ static void on_answer(PGresult *res, const char *err, void *data) {
 
 static void query(shr_pg_pool_t *p, const char *sql, answer_t *a) {
   memset(a, 0, sizeof *a);
-  CHECK_INT(0, shr_pg_query(p, sql, 0, NULL, NULL, on_answer, a));
+  CHECK_INT(0, shr_pg_query(p, sql, 0, NULL, NULL, NULL, on_answer, a));
 }
 
 static void query1(shr_pg_pool_t *p, const char *sql, const char *param, answer_t *a) {
   memset(a, 0, sizeof *a);
   const char *values[1] = {param};
-  CHECK_INT(0, shr_pg_query(p, sql, 1, values, NULL, on_answer, a));
+  CHECK_INT(0, shr_pg_query(p, sql, 1, values, NULL, NULL, on_answer, a));
 }
 
 /* Runs the loop until a has its answer (idle sessions do not keep the loop
@@ -80,7 +80,7 @@ static void test_basic(void) {
   /* A NULL parameter is SQL NULL; the session survives an error. */
   const char *values[2] = {NULL, "x"};
   memset(&c, 0, sizeof c);
-  CHECK_INT(0, shr_pg_query(p, "SELECT coalesce($1, $2)", 2, values, NULL, on_answer, &c));
+  CHECK_INT(0, shr_pg_query(p, "SELECT coalesce($1, $2)", 2, values, NULL, NULL, on_answer, &c));
   wait_for(&c);
   CHECK_STR("x", c.value);
 
@@ -220,7 +220,7 @@ static void wait_grant(grant_t *g) {
 
 static void conn_query(shr_pg_conn_t *c, const char *sql, answer_t *a) {
   memset(a, 0, sizeof *a);
-  CHECK_INT(0, shr_pg_conn_query(c, sql, 0, NULL, NULL, on_answer, a));
+  CHECK_INT(0, shr_pg_conn_query(c, sql, 0, NULL, NULL, NULL, on_answer, a));
 }
 
 static void test_pinned(void) {
@@ -385,7 +385,7 @@ static void test_close(void) {
   CHECK_STR("closed", g.err);
   CHECK_INT(1, cancelled.calls);
   CHECK_STR("cancelled", cancelled.err);
-  CHECK_INT(-1, shr_pg_query(p, "SELECT 1", 0, NULL, NULL, on_answer, &a));
+  CHECK_INT(-1, shr_pg_query(p, "SELECT 1", 0, NULL, NULL, NULL, on_answer, &a));
   uv_run(&loop, UV_RUN_DEFAULT);
 }
 

@@ -120,6 +120,45 @@ t.eq(res, nil, "a NUL byte is refused")
 t.eq(err, "invalid parameter $1: string contains a NUL byte", "rather than truncated")
 t.eq(pg.query("SELECT 1 AS one")[1].one, 1, "the session survives errors")
 
+-- real_array: a real[] sent in binary, equal to the same numbers sent as text.
+local function same_as_text(param, text)
+  local row = pg.query("SELECT $1::real[] = $2::real[] AS same, $1::real[]::text AS t", param, text)
+  return row and row[1].same, row and row[1].t
+end
+local vals = { 0.1, -2.5, 1e-30, 3.4e38, -3.4e38, 0, 1 / 3, 123456.789, 1.17549435e-38 }
+local same = same_as_text(pg.real_array(vals), "{" .. table.concat(vals, ",") .. "}")
+t.eq(same, true, "real_array equals the same numbers as text (rounded to real alike)")
+local _, text = same_as_text(pg.real_array({ 1, 2 }, {}, { 3 }), "{1,2,3}")
+t.eq(text, "{1,2,3}", "several lists make one array, in order")
+_, text = same_as_text(pg.real_array(), "{}")
+t.eq(text, "{}", "no list: the empty array")
+_, text = same_as_text(pg.real_array({}, {}), "{}")
+t.eq(text, "{}", "empty lists: the empty array")
+_, text = same_as_text(pg.real_array({ 0 / 0, math.huge, -math.huge }), "{NaN,Infinity,-Infinity}")
+t.eq(text, "{NaN,Infinity,-Infinity}", "NaN and the infinities")
+local long, parts = {}, {}
+for i = 1, 3072 * 10 do
+  long[i] = math.sin(i) * 10 ^ (i % 7 - 3)
+  parts[i] = string.format("%.17g", long[i])
+end
+t.eq(same_as_text(pg.real_array(long), "{" .. table.concat(parts, ",") .. "}"), true,
+  "30,720 numbers (ten 3072-wide embeddings) arrive as the text would")
+local mixed = pg.query("SELECT $1::text AS a, cardinality($2::real[]) AS n, $3::int IS NULL AS c, $4::int AS d",
+  "x", pg.real_array({ 1, 2, 3 }), nil, 4)[1]
+t.ok(mixed.a == "x" and mixed.n == 3 and mixed.c == true and mixed.d == 4,
+  "a binary parameter among text ones and a NULL")
+pg.query("DROP TABLE IF EXISTS pg_real_t")
+pg.query("CREATE TABLE pg_real_t (id int PRIMARY KEY, v real[])")
+t.ok(pg.transaction(function()
+  assert(pg.query("INSERT INTO pg_real_t VALUES ($1, $2)", 1, pg.real_array({ 0.5, -0.25 })))
+end), "in a transaction, into a real[] column")
+t.eq(pg.query("SELECT v::text AS v FROM pg_real_t WHERE id = 1")[1].v, "{0.5,-0.25}", "and read back")
+pg.query("DROP TABLE pg_real_t")
+res, err, state = pg.query("SELECT $1::int[] AS v", pg.real_array({ 1 }))
+t.eq(res, nil, "a real[] where int[] is wanted fails on the server")
+t.eq(state, "42804", "as a datatype mismatch (" .. tostring(err) .. ")")
+t.eq(pg.query("SELECT 1 AS one")[1].one, 1, "and the session goes on")
+
 -- Misuse raises.
 -- The message without the caller's position, which must be there.
 local function strip(m)
@@ -129,8 +168,18 @@ end
 local ok, msg = pcall(function() local x = pg.query("SELECT $1", {}) return x end)
 msg = strip(msg)
 t.eq(ok, false, "a table parameter raises")
-t.eq(msg, "bad argument #2 to 'query' (string, number, boolean, nil or pg.null expected, got table)",
+t.eq(msg, "bad argument #2 to 'query' (string, number, boolean, nil, pg.null or a pg.real_array expected, got table)",
   "naming the argument")
+ok, msg = pcall(pg.query, "SELECT $1", io.stdout)
+t.like(msg, "got userdata%)$", "another userdata raises the same")
+ok, msg = pcall(pg.real_array, { 1, "2" })
+t.eq(msg, "shield.pg.real_array: argument 1, element 2: number expected, got string", "real_array wants numbers")
+ok, msg = pcall(pg.real_array, { 1 }, { 2, false })
+t.eq(msg, "shield.pg.real_array: argument 2, element 2: number expected, got boolean", "naming the list and element")
+ok, msg = pcall(pg.real_array, { 1e39 })
+t.like(msg, "^shield.pg.real_array: argument 1, element 1: 1e%+39 is out of range for type real$", "beyond a real's range")
+ok, msg = pcall(pg.real_array, "1,2")
+t.like(msg, "bad argument #1 to '%?' %(table expected, got string%)", "lists only")
 ok, msg = pcall(function() local x = pg.query(42) return x end)
 msg = strip(msg)
 t.eq(msg, "bad argument #1 to 'query' (string expected, got number)", "the SQL must be a string")

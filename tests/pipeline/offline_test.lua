@@ -10,6 +10,7 @@ local t = require "tap"
 local migrate = require "shield.supervisor.migrate"
 local pipeline = require "shield.lightrag.steps.pipeline"
 local md5 = require "shield.lightrag.steps.md5"
+local embed_hash = require "shield.lightrag.embed_hash"
 
 local src = os.getenv("SHIELD_SOURCE_DIR")
 local q = shield.pg.query
@@ -108,6 +109,15 @@ t.like(ent_vec and ent_vec.content, "^Grace Hopper\n", "vectors: an entity's tex
 local norm = one([[SELECT sqrt(sum(x * x)) AS n FROM lightrag_vectors, unnest(embedding) AS x WHERE id = $1]],
   "chunk-" .. md5.hex(PROSE[1]))
 t.ok(math.abs(norm.n - 1) < 1e-5, "vectors: unit length")
+-- Each row holds the embedding of its own text (the batch's vectors travel as
+-- one array, row i's being slice i).
+local mismatched = {}
+for _, row in ipairs(q("SELECT id, content FROM lightrag_vectors ORDER BY id")) do
+  local same = one("SELECT embedding = $2::real[] AS same FROM lightrag_vectors WHERE id = $1", row.id,
+    shield.pg.real_array(embed_hash.embed(row.content)))
+  if not same.same then mismatched[#mismatched + 1] = row.id end
+end
+t.eq(table.concat(mismatched, ","), "", "vectors: every row's embedding is its own text's")
 
 local chunk = one("SELECT job_id, chunk_id, report::text AS report, metadata->>'source_uri' AS uri FROM lightrag_chunks WHERE id = $1",
   "chunk-" .. md5.hex(PROSE[2]))
@@ -196,6 +206,13 @@ t.eq(type(e) == "table" and e.retryable, false, "order: not retryable")
 local r = pipeline.process(p, { "extract", "embed", "vectors" }, task("job-d", 2, "Alan Turing visited Manchester."), {})
 t.eq(r.counts.vectors, r.counts.entities + r.counts.relations + 1,
   "order: embed without graph embeds the extracted records")
+local vectors = require "shield.lightrag.steps.vectors"
+ok, e = pcall(vectors.run, { pipeline = {}, vectors = { model = "m", dim = 2, items = {
+  { id = "chunk-a", kind = "chunk", ref = "a", content = "a", vector = { 1, 0 } },
+  { id = "chunk-b", kind = "chunk", ref = "b", content = "b", vector = { 1, 0, 0 } } } } })
+t.eq(type(e) == "table" and e.message, "vectors: chunk-b has 3 numbers, the others 2",
+  "vectors: a vector of another size is refused, never stored misaligned")
+t.eq(one("SELECT count(*) AS n FROM lightrag_vectors WHERE id IN ('chunk-a', 'chunk-b')").n, 0, "... and nothing is stored")
 
 -- PostgreSQL down: a retryable failure; back up: the chunk goes through
 local servers = src .. "/tests/harness/servers.sh"
