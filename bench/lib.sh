@@ -48,12 +48,18 @@ fresh_redis() {
 # HTTP port, an events stream long enough to keep every event of a scenario
 # (the drain reads its first and last ack from it), and LUA_FIELDS (e.g.
 # 'pool = { size = 2 }, script = "..."'). Prints the path.
+# BENCH_TRANSPORT=unix reaches both servers through their Unix sockets (what
+# a pool on the servers' host would use) instead of TCP on 127.0.0.1.
 write_config() {
-  local fields=$2 path=$WORK/$1.cfg.lua
+  local fields=$2 path=$WORK/$1.cfg.lua redis_url=$SHIELD_TEST_REDIS_URL pg_url=$SHIELD_TEST_PG_URL
+  if [[ ${BENCH_TRANSPORT:-tcp} == unix ]]; then
+    redis_url="unix://$SHIELD_TEST_REDIS_SOCKET"
+    pg_url="postgresql://postgres@/shield?host=$SHIELD_TEST_PG_SOCKET_DIR&port=$SHIELD_TEST_PG_PORT"
+  fi
   cat >"$path" <<EOF
 local c = { $fields }
-c.redis = { url = "$SHIELD_TEST_REDIS_URL" }
-c.postgres = { url = "$SHIELD_TEST_PG_URL" }
+c.redis = { url = "$redis_url" }
+c.postgres = { url = "$pg_url" }
 c.http = c.http or {}
 c.http.listen = "127.0.0.1:$SHIELD_TEST_HTTP_PORT"
 c.streams = c.streams or {}

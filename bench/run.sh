@@ -9,12 +9,14 @@
 #   bench/run.sh [SCENARIO...]
 #     drain          1+7: 200,000 queued chunks drained by noop.lua; Redis and CPU cost
 #     drain_noaof    1: the same with Redis' append-only file off
+#     drain_unix     1: the same with Redis reached through its Unix socket
 #     drain_default  1: the same with the pool section of config/pool.lua
 #     latency        5: enqueue-to-ack at a steady share of the drain rate
 #     memory         6: RSS idle and with chunks in flight
 #     ingest         2: POST /lightrag/ingest-async with wrk
 #     status         3: GET /jobs/<id> with wrk
 #     slow           4: lightrag.lua against a 200 ms LLM, concurrency 1..256
+#     slow_unix      4: lightrag.lua at the top level, both servers through Unix sockets
 #   (default: all, in that order)
 #
 # Sizes and pools come from the environment (defaults in brackets):
@@ -48,7 +50,7 @@ for f in "$SRC"/bench/scenarios/*.sh; do
   . "$f"
 done
 
-ALL="drain drain_noaof drain_default latency memory ingest status slow"
+ALL="drain drain_noaof drain_unix drain_default latency memory ingest status slow slow_unix"
 SCENARIOS=${*:-$ALL}
 for s in $SCENARIOS; do
   [[ " $ALL " == *" $s "* ]] || bench_die "unknown scenario '$s' (known: $ALL)"

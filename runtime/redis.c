@@ -15,6 +15,8 @@
  * READY: commands go straight to hiredis. CLOSED: everything answers "closed". */
 enum { ST_DOWN, ST_CONNECTING, ST_READY, ST_CLOSED };
 
+#define SOCKET_PATH_MAX 108 /* sockaddr_un's sun_path, terminating NUL included */
+
 typedef struct cmd cmd_t;
 
 typedef struct {
@@ -41,8 +43,10 @@ typedef struct {
 struct shr_redis {
   uv_loop_t *loop;
   char *name;          /* owned */
-  char *host;          /* owned */
+  char *host;          /* owned; NULL for a Unix socket */
   int port;
+  char *path;          /* owned: the Unix socket, or NULL */
+  char where[280]; /* host:port or the socket path, for the log */
   char *user;          /* owned, NULL for plain AUTH <password> */
   char *password;      /* owned, NULL: no AUTH */
   int db;
@@ -117,23 +121,48 @@ static int parse_number(const char *s, size_t n, long max, long *out) {
   return 0;
 }
 
-/* redis://[[user]:password@]host[:port][/db] */
+/* [[user]:password@] before the address; p moves past it. */
+static const char *parse_credentials(shr_redis_t *r, const char **p, const char *end) {
+  const char *at = NULL;
+  for (const char *q = *p; q < end; q++)
+    if (*q == '@') at = q;
+  if (!at) return NULL;
+  const char *colon = memchr(*p, ':', (size_t)(at - *p));
+  if (!colon) return "expected [user]:password before @";
+  if (colon > *p && !(r->user = decode(*p, (size_t)(colon - *p)))) return "bad %-escape in the user";
+  if (!(r->password = decode(colon + 1, (size_t)(at - colon - 1)))) return "bad %-escape in the password";
+  *p = at + 1;
+  return NULL;
+}
+
+/* unix://[[user]:password@]/path/to/redis.sock[?db=N] (the form redis-py and
+ * Lettuce read): a Redis on this host through its Unix socket. */
+static const char *parse_unix_url(shr_redis_t *r, const char *p) {
+  const char *end = p + strcspn(p, "?#");
+  if (*end == '#') return "a fragment is not supported";
+  const char *err = parse_credentials(r, &p, end);
+  if (err) return err;
+  if (*p != '/') return "the socket path must be absolute (unix:///path/to/redis.sock)";
+  if ((size_t)(end - p) >= SOCKET_PATH_MAX) return "the socket path is too long";
+  if (!(r->path = decode(p, (size_t)(end - p)))) return "bad %-escape in the socket path";
+  long v = 0;
+  if (*end == '?' && (strncmp(end, "?db=", 4) != 0 || parse_number(end + 4, strlen(end + 4), 1000000, &v) != 0))
+    return "the only query is db=<database number>";
+  r->db = (int)v;
+  snprintf(r->where, sizeof r->where, "%s", r->path);
+  return NULL;
+}
+
+/* redis://[[user]:password@]host[:port][/db] or a unix:// URL */
 static const char *parse_url(shr_redis_t *r, const char *url) {
-  static const char scheme[] = "redis://";
-  if (strncmp(url, scheme, sizeof scheme - 1) != 0) return "the URL must start with redis://";
+  static const char scheme[] = "redis://", unix_scheme[] = "unix://";
+  if (strncmp(url, unix_scheme, sizeof unix_scheme - 1) == 0) return parse_unix_url(r, url + sizeof unix_scheme - 1);
+  if (strncmp(url, scheme, sizeof scheme - 1) != 0) return "the URL must start with redis:// or unix://";
   const char *p = url + sizeof scheme - 1;
   const char *end = p + strcspn(p, "/?#");
   if (*end == '?' || *end == '#') return "query and fragment are not supported";
-  const char *at = NULL;
-  for (const char *q = p; q < end; q++)
-    if (*q == '@') at = q;
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    if (!colon) return "expected [user]:password before @";
-    if (colon > p && !(r->user = decode(p, (size_t)(colon - p)))) return "bad %-escape in the user";
-    if (!(r->password = decode(colon + 1, (size_t)(at - colon - 1)))) return "bad %-escape in the password";
-    p = at + 1;
-  }
+  const char *err = parse_credentials(r, &p, end);
+  if (err) return err;
   const char *host = p, *host_end, *port = NULL;
   if (*p == '[') {
     host = p + 1;
@@ -159,6 +188,7 @@ static const char *parse_url(shr_redis_t *r, const char *url) {
   if (*end == '/' && end[1] && parse_number(end + 1, strlen(end + 1), 1000000, &v) != 0)
     return "the path must be a database number";
   r->db = (int)v;
+  snprintf(r->where, sizeof r->where, "%s:%d", r->host, r->port);
   return NULL;
 }
 
@@ -222,13 +252,13 @@ static void lost(shr_redis_t *r, redisAsyncContext *ac, const char *why) {
   }
   r->state = ST_DOWN;
   if (was == ST_READY) {
-    shr_warn("redis %s: connection to %s:%d lost (%s); reconnecting", r->name, r->host, r->port, why);
+    shr_warn("redis %s: connection to %s lost (%s); reconnecting", r->name, r->where, why);
   } else {
     r->stats.connect_failures++;
     if (r->failures++ == 0)
-      shr_warn("redis %s: cannot connect to %s:%d (%s); retrying", r->name, r->host, r->port, why);
+      shr_warn("redis %s: cannot connect to %s (%s); retrying", r->name, r->where, why);
     else
-      shr_debug("redis %s: cannot connect to %s:%d (%s)", r->name, r->host, r->port, why);
+      shr_debug("redis %s: cannot connect to %s (%s)", r->name, r->where, why);
   }
   fail_queue(r, "redis: not connected");
   if (r->state != ST_DOWN) return; /* a callback closed the client */
@@ -383,9 +413,9 @@ static void ready(shr_redis_t *r) {
   r->failures = 0;
   if (r->stats.connects++ > 0) {
     r->stats.reconnects++;
-    shr_info("redis %s: reconnected to %s:%d", r->name, r->host, r->port);
+    shr_info("redis %s: reconnected to %s", r->name, r->where);
   } else {
-    shr_debug("redis %s: connected to %s:%d", r->name, r->host, r->port);
+    shr_debug("redis %s: connected to %s", r->name, r->where);
   }
   /* Hooks first, so their setup precedes the commands that waited. */
   for (int i = 0; i < r->nhooks && r->state == ST_READY; i++) r->hooks[i].fn(r, r->hooks[i].data);
@@ -450,7 +480,7 @@ static void connect_now(shr_redis_t *r) {
   r->state = ST_CONNECTING;
   r->kill_why = NULL;
   r->setup_left = 0;
-  redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+  redisAsyncContext *ac = r->path ? redisAsyncConnectUnix(r->path) : redisAsyncConnect(r->host, r->port);
   if (!ac) {
     r->state = ST_DOWN;
     shr_warn("redis %s: out of memory while connecting", r->name);
@@ -462,7 +492,7 @@ static void connect_now(shr_redis_t *r) {
   const char *why = NULL;
   if (ac->err)
     why = ac->errstr;
-  else if (redisEnableKeepAlive(&ac->c) != REDIS_OK)
+  else if (!r->path && redisEnableKeepAlive(&ac->c) != REDIS_OK)
     why = "cannot enable TCP keepalive";
   else if (shr_redis_uv_attach(ac, r->loop) != 0)
     why = "cannot watch the socket";
@@ -493,6 +523,7 @@ static void free_client(uv_handle_t *h) {
   shr_redis_t *r = h->data;
   free(r->name);
   free(r->host);
+  free(r->path);
   free(r->user);
   free(r->password);
   free(r->hooks);
@@ -530,6 +561,7 @@ shr_redis_t *shr_redis_new(uv_loop_t *loop, const char *url, const char *name) {
     shr_error("redis %s: bad URL %s: %s", name, url, err);
     free(r->name);
     free(r->host);
+    free(r->path);
     free(r->user);
     free(r->password);
     free(r);

@@ -39,8 +39,9 @@ typedef struct {
 #define SHR_REDIS_BACKOFF_MIN_MS 100
 #define SHR_REDIS_BACKOFF_MAX_MS 5000
 
-/* url: redis://[[user]:password@]host[:port][/db] (password and user may be
- * %-encoded). name labels the log lines. Starts connecting at once. Returns
+/* url: redis://[[user]:password@]host[:port][/db], or for a Unix socket
+ * unix://[[user]:password@]/path/to/redis.sock[?db=N] (user, password and path
+ * may be %-encoded). name labels the log lines. Starts connecting at once. Returns
  * NULL (with the reason logged) on a bad URL or out of memory. */
 shr_redis_t *shr_redis_new(uv_loop_t *loop, const char *url, const char *name);
 /* Connect timeout for the next attempts (default SHR_REDIS_CONNECT_TIMEOUT_MS). */

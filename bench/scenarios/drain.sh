@@ -51,6 +51,11 @@ scenario_drain() {
   drain_run drain "{ size = $BENCH_POOL_SIZE, concurrency = $BENCH_CONCURRENCY, batch_size = $BENCH_BATCH, max_tasks_per_child = 0 }"
 }
 
+# The same drain with Redis reached through its Unix socket.
+scenario_drain_unix() {
+  BENCH_TRANSPORT=unix drain_run drain_unix "{ size = $BENCH_POOL_SIZE, concurrency = $BENCH_CONCURRENCY, batch_size = $BENCH_BATCH, max_tasks_per_child = 0 }"
+}
+
 # The same drain with the pool section of config/pool.lua as shipped.
 scenario_drain_default() {
   drain_run drain_default "dofile(\"$SRC/config/pool.lua\").pool"

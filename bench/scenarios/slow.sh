@@ -100,20 +100,28 @@ print(json.dumps({
 PY
 }
 
-scenario_slow() {
+fake_start() {
   FAKE_PORT=$("$SRC/tests/harness/servers.sh" port "$SERVERS")
   "$TOOLS/fake_llm" "$FAKE_PORT" "$BENCH_SLOW_DELAY_MS" >"$WORK/fake_llm.log" 2>&1 &
   FAKE_PID=$!
   wait_until 10 fake_up || bench_die "slow: the fake LLM did not start"
+}
+
+fake_stop() {
+  kill "$FAKE_PID" 2>/dev/null
+  wait "$FAKE_PID" 2>/dev/null || true # killed: 143
+  FAKE_PID=
+}
+
+scenario_slow() {
+  fake_start
   local c script
   for script in "$SRC/scripts/lightrag.lua" "$SRC/bench/scripts/llm_only.lua"; do
     for c in $BENCH_SLOW_LEVELS; do
       slow_level "slow.$(basename "$script" .lua).c$c" "$script" "$c"
     done
   done
-  kill "$FAKE_PID" 2>/dev/null
-  wait "$FAKE_PID" 2>/dev/null || true # killed: 143
-  FAKE_PID=
+  fake_stop
   # shellcheck disable=SC2086 # the levels: one argument each
   python3 - "$WORK" "$BENCH_POOL_SIZE" "$BENCH_SLOW_DELAY_MS" $BENCH_SLOW_LEVELS >"$RESULTS/slow.json" <<'PY'
 import json, sys
@@ -127,5 +135,20 @@ for script, prefix in (("lightrag", ""), ("llm_only", "llm_only_")):
         out["%sc%s_chunks_per_s" % (prefix, c)] = level["chunks_per_s"]
         out["%sc%s_of_ideal" % (prefix, c)] = level["of_ideal"]
 print(json.dumps(out, sort_keys=True))
+PY
+}
+
+# lightrag.lua at the highest level with both servers reached through their
+# Unix sockets: what the loopback TCP stack costs PostgreSQL and the workers.
+scenario_slow_unix() {
+  local c=${BENCH_SLOW_LEVELS##* }
+  fake_start
+  BENCH_TRANSPORT=unix slow_level "slow_unix.lightrag.c$c" "$SRC/scripts/lightrag.lua" "$c"
+  fake_stop
+  python3 - "$WORK/slow_unix.lightrag.c$c.level.json" >"$RESULTS/slow_unix.json" <<'PY'
+import json, sys
+level = json.load(open(sys.argv[1]))
+level["top_chunks_per_s"], level["top_of_ideal"] = level["chunks_per_s"], level["of_ideal"]
+print(json.dumps(level, sort_keys=True))
 PY
 }

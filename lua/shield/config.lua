@@ -90,7 +90,7 @@ end
 -- section -> key -> { default, check }. A nil default means optional.
 local schema = {
   redis = {
-    url = { "redis://127.0.0.1:6379/0", url({ redis = true }) },
+    url = { "redis://127.0.0.1:6379/0", url({ redis = true, unix = true }) },
   },
   postgres = {
     url = { "postgresql://127.0.0.1:5432/shield", text },

@@ -222,6 +222,8 @@ redis_write_conf() {
   cat >"$dir/redis/redis.conf" <<EOF
 port $port
 bind 127.0.0.1
+unixsocket "$dir/redis/redis.sock"
+unixsocketperm 700
 dir "$dir/redis"
 daemonize no
 appendonly yes
@@ -382,8 +384,10 @@ write_env() {
     printf 'export SHIELD_TEST_DIR=%q\n' "$dir"
     printf 'export SHIELD_TEST_REDIS_PORT=%s\n' "$REDIS_PORT"
     printf 'export SHIELD_TEST_REDIS_URL=redis://127.0.0.1:%s/0\n' "$REDIS_PORT"
+    printf 'export SHIELD_TEST_REDIS_SOCKET=%q\n' "$dir/redis/redis.sock"
     printf 'export SHIELD_TEST_PG_PORT=%s\n' "$PG_PORT"
     printf 'export SHIELD_TEST_PG_URL=postgresql://postgres@127.0.0.1:%s/shield\n' "$PG_PORT"
+    printf 'export SHIELD_TEST_PG_SOCKET_DIR=%q\n' "$dir/pg/sock"
     printf 'export SHIELD_TEST_HTTP_PORT=%s\n' "$HTTP_PORT"
   } >"$dir/env.sh.tmp"
   mv "$dir/env.sh.tmp" "$dir/env.sh"

@@ -146,7 +146,11 @@ static void server(const char *what) {
 static void test_bad_urls(void) {
   const char *bad[] = {"http://127.0.0.1:6379", "redis://", "redis://127.0.0.1:0", "redis://127.0.0.1:99999",
                        "redis://127.0.0.1:1/x", "redis://127.0.0.1:1?db=2", "redis://pass@127.0.0.1:1",
-                       "redis://:%zz@127.0.0.1:1", "redis://[::1:1"};
+                       "redis://:%zz@127.0.0.1:1", "redis://[::1:1", "unix://", "unix://redis.sock",
+                       "unix:///tmp/r.sock?db=x", "unix:///tmp/r.sock?dbs=1", "unix:///tmp/r.sock#f",
+                       "unix:///tmp/%zz.sock", "unix://pass@/tmp/r.sock",
+                       "unix:///a/very/long/path/to/a/socket/that/does/not/fit/in/the/one/hundred/and/"
+                       "eight/bytes/of/sun_path/in/the/sockaddr/of/a/unix/domain/socket.sock"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK(shr_redis_new(&loop, bad[i], "bad") == NULL);
   char good[128];
   snprintf(good, sizeof good, "redis://u:p%%40ss@127.0.0.1:%d/3", free_port());
@@ -278,6 +282,40 @@ static void test_select_and_auth(shr_redis_t *admin) {
   shr_redis_close(denied);
   CHECK(RUN(admin, &a, "CONFIG", "SET", "requirepass", ""));
   CHECK_STR("OK", reply_str(&a));
+  answer_reset(&a);
+  drain();
+}
+
+/* unix:// URLs: the harness' Redis through its socket, with a database and a
+ * password; a missing socket is retried like a refused TCP connect. */
+static void test_unix_socket(shr_redis_t *admin) {
+  answer_t a = {0};
+  char u[256];
+  const char *sock = getenv("SHIELD_TEST_REDIS_SOCKET");
+  CHECK(sock != NULL);
+  if (!sock) return;
+  snprintf(u, sizeof u, "unix://%s?db=6", sock);
+  shr_redis_t *local = shr_redis_new(&loop, u, "unix");
+  CHECK(RUN(local, &a, "SET", "unix:k", "six"));
+  CHECK_STR("OK", reply_str(&a));
+  CHECK(RUN(admin, &a, "SELECT", "6"));
+  CHECK(RUN(admin, &a, "GET", "unix:k"));
+  CHECK_STR("six", reply_str(&a));
+  CHECK(RUN(admin, &a, "SELECT", "0"));
+  shr_redis_close(local);
+  CHECK(RUN(admin, &a, "CONFIG", "SET", "requirepass", "s3:cr@t"));
+  snprintf(u, sizeof u, "unix://:s3%%3Acr%%40t@%s", sock);
+  local = shr_redis_new(&loop, u, "unix-auth");
+  CHECK(RUN(local, &a, "PING"));
+  CHECK_STR("PONG", reply_str(&a));
+  shr_redis_close(local);
+  CHECK(RUN(admin, &a, "CONFIG", "SET", "requirepass", ""));
+  snprintf(u, sizeof u, "unix://%s.missing", sock);
+  local = shr_redis_new(&loop, u, "unix-missing");
+  CHECK(RUN(local, &a, "PING"));
+  CHECK_STR("redis: not connected", a.err);
+  CHECK(shr_redis_stats(local)->connect_failures >= 1);
+  shr_redis_close(local);
   answer_reset(&a);
   drain();
 }
@@ -509,6 +547,7 @@ int main(void) {
   test_hook_order(r);
   test_round_trip(r);
   test_select_and_auth(r);
+  test_unix_socket(r);
   test_pipeline(r);
   test_timeout_not_hit(r);
   test_restart(r);

@@ -38,7 +38,7 @@ expect unknown_section 'return { pools = {} }' \
 expect section_type 'return { redis = "redis://x" }' \
   'redis: expected a table, got "redis://x"'
 expect bad_url 'return { redis = { url = "http://127.0.0.1:1" } }' \
-  'redis.url: expected a URL starting with redis://, got "http://127.0.0.1:1"'
+  'redis.url: expected a URL starting with redis:// or unix://, got "http://127.0.0.1:1"'
 expect bad_listen 'return { http = { listen = "8000" } }' \
   'http.listen: expected "host:port", got "8000"'
 expect bad_level 'return { log = { level = "loud" } }' \
