@@ -217,13 +217,22 @@ EOF
 
 # --- Redis ----------------------------------------------------------------------
 
+# The Unix socket of the Redis in DIR, or nothing when its path is too long
+# for a socket address (108 bytes): Redis then listens on TCP only.
+redis_socket() {
+  local path=$1/redis/redis.sock
+  ((${#path} < 108)) && echo "$path"
+  return 0
+}
+
 redis_write_conf() {
-  local dir=$1 port=$2
-  cat >"$dir/redis/redis.conf" <<EOF
-port $port
-bind 127.0.0.1
-unixsocket "$dir/redis/redis.sock"
-unixsocketperm 700
+  local dir=$1 port=$2 sock
+  sock=$(redis_socket "$dir")
+  {
+    echo "port $port"
+    echo "bind 127.0.0.1"
+    [[ -n $sock ]] && printf 'unixsocket "%s"\nunixsocketperm 700\n' "$sock"
+    cat <<EOF
 dir "$dir/redis"
 daemonize no
 appendonly yes
@@ -231,6 +240,7 @@ appendfsync everysec
 save ""
 logfile ""
 EOF
+  } >"$dir/redis/redis.conf"
 }
 
 # 0 when Redis answers PONG; 1 when it died; 2 at the deadline.
@@ -384,7 +394,7 @@ write_env() {
     printf 'export SHIELD_TEST_DIR=%q\n' "$dir"
     printf 'export SHIELD_TEST_REDIS_PORT=%s\n' "$REDIS_PORT"
     printf 'export SHIELD_TEST_REDIS_URL=redis://127.0.0.1:%s/0\n' "$REDIS_PORT"
-    printf 'export SHIELD_TEST_REDIS_SOCKET=%q\n' "$dir/redis/redis.sock"
+    printf 'export SHIELD_TEST_REDIS_SOCKET=%q\n' "$(redis_socket "$dir")"
     printf 'export SHIELD_TEST_PG_PORT=%s\n' "$PG_PORT"
     printf 'export SHIELD_TEST_PG_URL=postgresql://postgres@127.0.0.1:%s/shield\n' "$PG_PORT"
     printf 'export SHIELD_TEST_PG_SOCKET_DIR=%q\n' "$dir/pg/sock"

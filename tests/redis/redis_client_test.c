@@ -292,8 +292,8 @@ static void test_unix_socket(shr_redis_t *admin) {
   answer_t a = {0};
   char u[256];
   const char *sock = getenv("SHIELD_TEST_REDIS_SOCKET");
-  CHECK(sock != NULL);
-  if (!sock) return;
+  CHECK(sock && *sock); /* empty: the harness' folder path is too long for a socket */
+  if (!sock || !*sock) return;
   snprintf(u, sizeof u, "unix://%s?db=6", sock);
   shr_redis_t *local = shr_redis_new(&loop, u, "unix");
   CHECK(RUN(local, &a, "SET", "unix:k", "six"));
