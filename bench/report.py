@@ -160,6 +160,7 @@ ROWS = [
     ("slow", "c64_chunks_per_s", "4 slow LLM c=64, chunks/s", None, None),
     ("slow", "c256_chunks_per_s", "4 slow LLM c=256, chunks/s", None, None),
     ("slow", "c256_of_ideal", "4 c=256 share of ideal", 0.9, "min"),
+    ("slow", "c256_of_cpu_bound_ideal", "4 c=256 share of ideal bounded by CPU", 0.9, "min"),
     ("slow", "llm_only_c256_chunks_per_s", "4 LLM call only c=256, chunks/s", None, None),
     ("slow", "llm_only_c256_of_ideal", "4 LLM call only c=256 of ideal", 0.9, "min"),
     ("slow_unix", "top_chunks_per_s", "4 slow LLM top level, Unix sockets, chunks/s", None, None),

@@ -92,6 +92,9 @@ print(json.dumps({
     "concurrency": c, "chunks": w["chunks_processed"], "chunks_failed": w["chunks_failed"],
     "jobs_completed": w["jobs_completed"], "jobs": w["jobs"], "ms": span,
     "chunks_per_s": round(rate, 1), "ideal_chunks_per_s": ideal, "of_ideal": round(rate / ideal, 3),
+    # The issue's ideal "bounded by CPU": what the machine could do at full
+    # load with the chunks' measured cost (rate / busy) caps the ideal.
+    "of_cpu_bound_ideal": round(rate / min(ideal, rate / busy if busy > 0 else ideal), 3),
     "llm_requests": fake["requests"], "llm_max_in_flight": fake["max_in_flight"],
     "loadavg_at_start": load, "machine_busy": busy,
     "worker_cpu_us_per_chunk": round(worker_cpu / n), "postgres_cpu_us_per_chunk": round(pg_cpu / n),
@@ -134,6 +137,7 @@ for script, prefix in (("lightrag", ""), ("llm_only", "llm_only_")):
         out[script][c] = level
         out["%sc%s_chunks_per_s" % (prefix, c)] = level["chunks_per_s"]
         out["%sc%s_of_ideal" % (prefix, c)] = level["of_ideal"]
+        out["%sc%s_of_cpu_bound_ideal" % (prefix, c)] = level["of_cpu_bound_ideal"]
 print(json.dumps(out, sort_keys=True))
 PY
 }
