@@ -169,8 +169,10 @@ eq(b["chunks_processed"] + b["chunks_failed"] + b["chunks_skipped"], 20, "... an
 eq(req("DELETE", "/jobs/" + slow)[0], 409, "cancelling twice: 409")
 
 # --- expiry: the hash goes, PostgreSQL answers ------------------------------------------
+live = req("GET", "/jobs/" + job)[1]
 check(wait_for(lambda: redis("EXISTS", "job:" + job) == "0", 15), "the job hash expires after status_ttl")
 s, b, _ = req("GET", "/jobs/" + job)
+eq(b, live, "PostgreSQL's view of the job is the one Redis gave (every field)")
 eq((s, b["status"], b["chunks_processed"], b["percent_complete"]), (200, "completed", 2, 100),
    "GET /jobs/<id> answers from PostgreSQL after expiry")
 eq(b["counts"], {"entities": 5, "relations": 1}, "... with the counts")

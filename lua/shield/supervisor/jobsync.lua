@@ -7,14 +7,12 @@ local reply = require "shield.reply"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 
-local ipairs, tonumber, table_concat, string_format = ipairs, tonumber, table.concat, string.format
+local ipairs, tonumber = ipairs, tonumber
 
 local _M = {}
 
 local DIRTY_KEY = scripts.DIRTY_KEY
--- 200 rows of 14 parameters: well inside LuaJIT's limit on a C call's stack.
 local BATCH = 200
-local COLUMNS = 14
 
 local function timestamp(v)
   if v == nil or v == "" then
@@ -26,34 +24,25 @@ local function timestamp(v)
   return v
 end
 
-local upsert_cache = {}
-
--- INSERT ... VALUES ($1..$14), ($15..$28), ... for n rows.
-local function upsert_sql(n)
-  local sql = upsert_cache[n]
-  if sql then
-    return sql
-  end
-  local rows = {}
-  for r = 0, n - 1 do
-    local b = r * COLUMNS
-    rows[#rows + 1] = string_format(
-      "($%d, $%d, $%d, $%d::int, $%d::int, $%d::int, $%d::int, $%d::jsonb, $%d, $%d::timestamptz, $%d::timestamptz, $%d::timestamptz, $%d::bigint, $%d::jsonb)",
-      b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11, b + 12, b + 13, b + 14)
-  end
-  sql = "INSERT INTO job_status (id, job_type, status, chunks_total, chunks_processed, chunks_failed, "
-    .. "chunks_skipped, metadata, error_message, created_at, started_at, completed_at, rev, counts) VALUES "
-    .. table_concat(rows, ", ")
-    .. " ON CONFLICT (id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status, "
-    .. "chunks_total = EXCLUDED.chunks_total, chunks_processed = EXCLUDED.chunks_processed, "
-    .. "chunks_failed = EXCLUDED.chunks_failed, chunks_skipped = EXCLUDED.chunks_skipped, "
-    .. "metadata = EXCLUDED.metadata, error_message = EXCLUDED.error_message, "
-    .. "created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at, "
-    .. "completed_at = EXCLUDED.completed_at, rev = EXCLUDED.rev, counts = EXCLUDED.counts, updated_at = now() "
-    .. "WHERE job_status.rev < EXCLUDED.rev"
-  upsert_cache[n] = sql
-  return sql
-end
+-- The rows travel as one JSON array, so every batch size runs the same
+-- prepared statement (a VALUES list per size would prepare each size anew).
+-- metadata and counts are JSON texts already: cast, not decoded and re-encoded.
+local UPSERT = [[
+INSERT INTO job_status (id, job_type, status, chunks_total, chunks_processed, chunks_failed,
+  chunks_skipped, metadata, error_message, created_at, started_at, completed_at, rev, counts)
+SELECT r.id, r.job_type, r.status, r.chunks_total, r.chunks_processed, r.chunks_failed,
+  r.chunks_skipped, r.metadata::jsonb, r.error_message, r.created_at, r.started_at, r.completed_at, r.rev,
+  r.counts::jsonb
+  FROM jsonb_to_recordset($1::jsonb) AS r(id text, job_type text, status text, chunks_total int,
+    chunks_processed int, chunks_failed int, chunks_skipped int, metadata text, error_message text,
+    created_at timestamptz, started_at timestamptz, completed_at timestamptz, rev bigint, counts text)
+ON CONFLICT (id) DO UPDATE SET job_type = EXCLUDED.job_type, status = EXCLUDED.status,
+  chunks_total = EXCLUDED.chunks_total, chunks_processed = EXCLUDED.chunks_processed,
+  chunks_failed = EXCLUDED.chunks_failed, chunks_skipped = EXCLUDED.chunks_skipped,
+  metadata = EXCLUDED.metadata, error_message = EXCLUDED.error_message,
+  created_at = EXCLUDED.created_at, started_at = EXCLUDED.started_at,
+  completed_at = EXCLUDED.completed_at, rev = EXCLUDED.rev, counts = EXCLUDED.counts, updated_at = now()
+WHERE job_status.rev < EXCLUDED.rev]]
 
 -- One pass: returns the number of jobs written, or nil, err.
 function _M.sync_once()
@@ -72,32 +61,32 @@ function _M.sync_once()
   if not hashes then
     return nil, perr
   end
-  local params, clean_args, n = {}, {}, 0
+  local rows, clean_args = {}, {}
   for i, id in ipairs(ids) do
     local h = reply.fields(hashes[i] or {})
     if h.status then
-      local p = n * COLUMNS
-      params[p + 1] = id
-      params[p + 2] = h.job_type or "lightrag_ingest"
-      params[p + 3] = h.status
-      params[p + 4] = tonumber(h.chunks_total) or 0
-      params[p + 5] = tonumber(h.chunks_processed) or 0
-      params[p + 6] = tonumber(h.chunks_failed) or 0
-      params[p + 7] = tonumber(h.chunks_skipped) or 0
-      params[p + 8] = (h.metadata and h.metadata ~= "") and h.metadata or "{}"
-      params[p + 9] = (h.error_message and h.error_message ~= "") and h.error_message or shield.pg.null
-      params[p + 10] = timestamp(h.created_at) or shield.pg.null
-      params[p + 11] = timestamp(h.started_at) or shield.pg.null
-      params[p + 12] = timestamp(h.completed_at) or shield.pg.null
-      params[p + 13] = tonumber(h.rev) or 0
-      params[p + 14] = jobs.counts_json(jobs.hash_counts(h), shield.json.encode)
-      n = n + 1
+      rows[#rows + 1] = {
+        id = id,
+        job_type = h.job_type or "lightrag_ingest",
+        status = h.status,
+        chunks_total = tonumber(h.chunks_total) or 0,
+        chunks_processed = tonumber(h.chunks_processed) or 0,
+        chunks_failed = tonumber(h.chunks_failed) or 0,
+        chunks_skipped = tonumber(h.chunks_skipped) or 0,
+        metadata = (h.metadata and h.metadata ~= "") and h.metadata or "{}",
+        error_message = (h.error_message and h.error_message ~= "") and h.error_message or nil,
+        created_at = timestamp(h.created_at),
+        started_at = timestamp(h.started_at),
+        completed_at = timestamp(h.completed_at),
+        rev = tonumber(h.rev) or 0,
+        counts = jobs.counts_json(jobs.hash_counts(h), shield.json.encode),
+      }
     end
     clean_args[#clean_args + 1] = id
     clean_args[#clean_args + 1] = h.rev or "0"
   end
-  if n > 0 then
-    local written, qerr = shield.pg.query(upsert_sql(n), unpack(params, 1, n * COLUMNS))
+  if #rows > 0 then
+    local written, qerr = shield.pg.query(UPSERT, shield.json.encode(rows))
     if not written then
       return nil, "postgres: " .. tostring(qerr)
     end
@@ -106,7 +95,7 @@ function _M.sync_once()
   if not cleaned then
     return nil, cerr
   end
-  return n
+  return #rows
 end
 
 -- Runs forever (until the thread is killed): sync, then sleep when idle. A
