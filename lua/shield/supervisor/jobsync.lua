@@ -3,7 +3,6 @@
 -- upsert that never replaces a newer row (rev), then clean.lua clears the dirty
 -- marks whose rev did not move meanwhile. A PostgreSQL outage only delays it.
 local shield = require "shield"
-local reply = require "shield.reply"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 
@@ -74,7 +73,7 @@ function _M.sync_once()
   end
   local params, clean_args, n = {}, {}, 0
   for i, id in ipairs(ids) do
-    local h = reply.fields(hashes[i] or {})
+    local h = jobs.hash_fields(hashes[i] or {})
     if h.status then
       local p = n * COLUMNS
       params[p + 1] = id
@@ -90,7 +89,7 @@ function _M.sync_once()
       params[p + 11] = timestamp(h.started_at) or shield.pg.null
       params[p + 12] = timestamp(h.completed_at) or shield.pg.null
       params[p + 13] = tonumber(h.rev) or 0
-      params[p + 14] = jobs.counts_json(jobs.hash_counts(h), shield.json.encode)
+      params[p + 14] = jobs.counts_json(h.counts, shield.json.encode)
       n = n + 1
     end
     clean_args[#clean_args + 1] = id
