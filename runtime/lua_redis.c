@@ -44,7 +44,7 @@ struct lreq {
   int pipeline;
   int cancelled;       /* the thread stopped waiting: answers are dropped */
   const char *err;     /* the first transport error (a static string) */
-  redisReply **replies; /* copies, owned; in the same block */
+  redisReply **replies; /* kept, owned; in the same block */
   lslot_t *slots;      /* the callbacks' data; in the same block */
 };
 
@@ -59,8 +59,8 @@ static void on_reply(shr_redis_t *r, redisReply *reply, const char *err, void *d
   if (!req->cancelled) {
     if (!reply) {
       if (!req->err) req->err = err;
-    } else if (!(req->replies[slot->index] = shr_redis_reply_copy(reply)) && !req->err) {
-      req->err = "redis: out of memory";
+    } else {
+      req->replies[slot->index] = shr_redis_reply_keep(reply);
     }
   }
   if (--req->left > 0) return;
