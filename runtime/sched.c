@@ -46,6 +46,7 @@ struct shr_sched {
   uv_idle_t idle;    /* keeps the poll phase from blocking while threads are ready */
   uv_check_t check;  /* resumes threads woken during the poll phase */
   uv_timer_t timer;  /* the earliest deadline */
+  uint64_t timer_due; /* loop ms the timer is due at, 0 when it is not armed */
   shr_deadline_heap_t heap;
   shr_thread_t *ready_head, *ready_tail;
   shr_thread_t *all;
@@ -119,14 +120,14 @@ static void enqueue(shr_thread_t *t, int mode) {
 
 /* ---- deadlines ---- */
 
-static void arm_timer(shr_sched_t *s) {
-  shr_thread_t *t = shr_deadline_heap_min(&s->heap);
-  if (!t) {
-    uv_timer_stop(&s->timer);
-    return;
-  }
+/* The timer is due at the earliest deadline or before it: a thread leaving
+ * the heap leaves the timer be (it may fire early, and re-arms), since
+ * re-arming as each thread finished cost two timer starts a request. */
+static void arm_timer(shr_sched_t *s, uint64_t deadline) {
+  if (s->timer_due && s->timer_due <= deadline) return;
   uint64_t now = uv_now(s->loop);
-  uv_timer_start(&s->timer, on_deadline_timer, t->deadline > now ? t->deadline - now : 0, 0);
+  uv_timer_start(&s->timer, on_deadline_timer, deadline > now ? deadline - now : 0, 0);
+  s->timer_due = deadline;
 }
 
 static void expire(shr_thread_t *t) {
@@ -145,19 +146,22 @@ static void on_deadline_timer(uv_timer_t *h) {
   shr_sched_t *s = h->data;
   uint64_t now = uv_now(s->loop);
   shr_thread_t *t;
+  s->timer_due = 0;
   while ((t = shr_deadline_heap_min(&s->heap)) && t->deadline <= now) {
     shr_deadline_heap_remove(&s->heap, t);
     expire(t);
   }
-  arm_timer(s);
+  if (t) arm_timer(s, t->deadline);
 }
 
 void shr_thread_set_deadline(shr_thread_t *t, uint64_t deadline_ms) {
   shr_sched_t *s = t->sched;
   if (t->heap_index >= 0) shr_deadline_heap_remove(&s->heap, t);
   t->deadline = deadline_ms;
-  if (deadline_ms) shr_deadline_heap_insert(&s->heap, t);
-  arm_timer(s);
+  if (deadline_ms) {
+    shr_deadline_heap_insert(&s->heap, t);
+    arm_timer(s, deadline_ms);
+  }
 }
 
 int shr_thread_expired(const shr_thread_t *t) { return t->expired; }
@@ -219,10 +223,7 @@ static void thread_free(shr_thread_t *t) {
  * place in the list. The struct lives on while a Lua handle refers to it. */
 static void thread_retire(shr_thread_t *t) {
   shr_sched_t *s = t->sched;
-  if (t->heap_index >= 0) {
-    shr_deadline_heap_remove(&s->heap, t);
-    arm_timer(s);
-  }
+  if (t->heap_index >= 0) shr_deadline_heap_remove(&s->heap, t);
   list_remove(&s->all, t);
   s->count--;
   t->finished = 1;
