@@ -110,7 +110,7 @@ static void on_request(shr_http_req_t *req, void *data) {
   lua_pushlstring(L, body ? body : "", body ? len : 0);
   lua_pushstring(L, shr_http_req_id(req));
   call_t *c = calloc(1, sizeof *c);
-  shr_thread_t *t = c ? shr_sched_spawn(api->env->sched, 6, on_handler_done, c) : NULL;
+  shr_thread_t *t = c ? shr_sched_spawn_reusing(api->env->sched, 6, on_handler_done, c) : NULL;
   if (!t) {
     if (!c) lua_pop(L, 7);
     free(c);
