@@ -378,33 +378,74 @@ int shr_redis_command(shr_redis_t *r, shr_redis_cb cb, void *data, int argc, con
 /* ---- replies ---- */
 
 /* hiredis builds the replies of our connections with the functions below
- * instead of its own, which allocate a string's object and text apart: here
- * each object is one allocation, an array's element vector or a string's text
- * included. A reply carries a count of references, one for hiredis (dropped
- * when it frees the reply after the callback) and one per keep, so a callback
- * keeps a reply without copying it. */
+ * instead of its own, which make an allocation per object and another per
+ * string: here a reply (the root object, which a callback is given) is one
+ * allocation, and its elements go in blocks it owns, each block twice the
+ * size of the one before. hiredis only ever frees roots. A reply carries a
+ * count of references, one for hiredis (dropped when it frees the reply after
+ * the callback) and one per keep, so a callback keeps a reply without copying
+ * it. */
+typedef struct block {
+  struct block *next; /* the block filled before this one */
+  size_t used, cap;   /* bytes of the room after this header */
+} block_t;
+
 typedef struct {
   int refs;
+  block_t *blocks; /* owned: the one being filled, then older ones */
   redisReply reply;
-} reply_obj_t;
+} root_t;
 
-static reply_obj_t *obj_of(redisReply *r) { return (reply_obj_t *)((char *)r - offsetof(reply_obj_t, reply)); }
+/* A first block's room for each element of the root: a short string's object
+ * and text. */
+#define ROOM_PER_ELEMENT 64
+#define ALIGNED(n) (((n) + 7) & ~(size_t)7)
 
-/* An object of type with extra bytes after it (uninitialized), set in task's
- * parent. (task->type is the protocol's: a nil bulk string is a string task.) */
+static root_t *root_of(redisReply *r) { return (root_t *)((char *)r - offsetof(root_t, reply)); }
+
+static root_t *task_root(const redisReadTask *task) {
+  while (task->parent) task = task->parent;
+  return root_of(task->obj);
+}
+
+static void *root_alloc(root_t *root, size_t size) {
+  size = ALIGNED(size);
+  block_t *b = root->blocks;
+  if (!b || b->cap - b->used < size) {
+    size_t cap = b ? 2 * b->cap : root->reply.elements * ROOM_PER_ELEMENT;
+    if (cap < size) cap = size;
+    if (!(b = malloc(sizeof *b + cap))) return NULL;
+    *b = (block_t){root->blocks, 0, cap};
+    root->blocks = b;
+  }
+  void *p = (char *)(b + 1) + b->used;
+  b->used += size;
+  return p;
+}
+
+/* An object of type with extra bytes right after it (uninitialized): a root,
+ * or an element in its root's blocks, set in its parent. (task->type is the
+ * protocol's: a nil bulk string is a string task.) */
 static redisReply *new_object(const redisReadTask *task, int type, size_t extra) {
-  reply_obj_t *o = malloc(sizeof *o + extra);
-  if (!o) return NULL;
-  o->refs = 1;
-  o->reply = (redisReply){.type = type};
-  if (task->parent) ((redisReply *)task->parent->obj)->element[task->idx] = &o->reply;
-  return &o->reply;
+  redisReply *r;
+  if (!task->parent) {
+    root_t *root = malloc(sizeof *root + extra);
+    if (!root) return NULL;
+    root->refs = 1;
+    root->blocks = NULL;
+    r = &root->reply;
+  } else {
+    if (!(r = root_alloc(task_root(task), sizeof *r + extra))) return NULL;
+    ((redisReply *)task->parent->obj)->element[task->idx] = r;
+  }
+  *r = (redisReply){.type = type};
+  return r;
 }
 
 static void *create_string(const redisReadTask *task, char *str, size_t len) {
   redisReply *r = new_object(task, task->type, len + 1);
   if (!r) return NULL;
-  r->str = (char *)(obj_of(r) + 1);
+  r->str = (char *)(r + 1);
   memcpy(r->str, str, len);
   r->str[len] = '\0';
   r->len = len;
@@ -417,7 +458,7 @@ static void *create_array(const redisReadTask *task, int elements) {
   if (!r) return NULL;
   r->elements = (size_t)elements;
   if (elements > 0) {
-    r->element = (redisReply **)(obj_of(r) + 1);
+    r->element = (redisReply **)(r + 1);
     memset(r->element, 0, size); /* a reply cut short by an error is freed with its holes */
   }
   return r;
@@ -431,23 +472,23 @@ static void *create_integer(const redisReadTask *task, long long value) {
 
 static void *create_nil(const redisReadTask *task) { return new_object(task, REDIS_REPLY_NIL, 0); }
 
-static void free_tree(redisReply *r) {
-  if (r->type == REDIS_REPLY_ARRAY)
-    for (size_t i = 0; i < r->elements; i++)
-      if (r->element[i]) free_tree(r->element[i]);
-  free(obj_of(r));
-}
-
 /* hiredis' free, and ours: a reply goes with its last reference. */
 static void release(void *reply) {
-  if (reply && --obj_of(reply)->refs == 0) free_tree(reply);
+  if (!reply) return;
+  root_t *root = root_of(reply);
+  if (--root->refs > 0) return;
+  for (block_t *b = root->blocks, *older; b; b = older) {
+    older = b->next;
+    free(b);
+  }
+  free(root);
 }
 
 static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer, create_nil,
                                                     release};
 
 redisReply *shr_redis_reply_keep(redisReply *reply) {
-  obj_of(reply)->refs++;
+  root_of(reply)->refs++;
   return reply;
 }
 
