@@ -255,8 +255,9 @@ static void release_coroutine(shr_thread_t *t) {
   }
 }
 
-/* Drops the thread from the scheduler: its coroutine anchor, its deadline, its
- * place in the list. The struct lives on while a Lua handle refers to it. */
+/* Drops the thread from the scheduler: its deadline, its place in the list
+ * and its coroutine (released, or kept as a spare). While a Lua handle refers
+ * to the thread, the struct and its coroutine live on. */
 static void thread_retire(shr_thread_t *t) {
   shr_sched_t *s = t->sched;
   if (t->heap_index >= 0) shr_deadline_heap_remove(&s->heap, t);
