@@ -60,7 +60,8 @@ static void on_handler_done(shr_thread_t *t, int ok, lua_State *co, void *data) 
   shr_http_respond(req, status, content_type, headers && *headers ? headers : NULL, body, len);
 }
 
-/* The request's headers as a table keyed by lowercased name. */
+/* The request's headers as a table keyed by lowercased name. Each name is
+ * made a Lua string once (lua_getfield and lua_setfield would make it twice). */
 static void push_headers(lua_State *L, const shr_http_req_t *req) {
   size_t n = shr_http_req_header_count(req);
   lua_createtable(L, 0, (int)n);
@@ -70,13 +71,17 @@ static void push_headers(lua_State *L, const shr_http_req_t *req) {
     char lower[256];
     size_t k = 0;
     for (; name[k] && k < sizeof lower - 1; k++) lower[k] = (char)tolower((unsigned char)name[k]);
-    lower[k] = '\0';
-    lua_getfield(L, -1, lower);
+    lua_pushlstring(L, lower, k);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
     int seen = !lua_isnil(L, -1);
     lua_pop(L, 1);
-    if (seen) continue; /* the first of repeated headers, as shr_http_req_header */
+    if (seen) { /* the first of repeated headers, as shr_http_req_header */
+      lua_pop(L, 1);
+      continue;
+    }
     lua_pushstring(L, value);
-    lua_setfield(L, -2, lower);
+    lua_rawset(L, -3);
   }
 }
 
@@ -105,7 +110,7 @@ static void on_request(shr_http_req_t *req, void *data) {
   lua_pushlstring(L, body ? body : "", body ? len : 0);
   lua_pushstring(L, shr_http_req_id(req));
   call_t *c = calloc(1, sizeof *c);
-  shr_thread_t *t = c ? shr_sched_spawn(api->env->sched, 6, on_handler_done, c) : NULL;
+  shr_thread_t *t = c ? shr_sched_spawn_reusing(api->env->sched, 6, on_handler_done, c) : NULL;
   if (!t) {
     if (!c) lua_pop(L, 7);
     free(c);

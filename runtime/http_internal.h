@@ -63,7 +63,9 @@ struct shr_http_conn {
   shr_http_req_t *ready;         /* parsed, about to be handed to the handler; owned */
   shr_http_req_t *current;       /* with the handler (or streaming); at most one */
   char remote[SHR_HTTP_REMOTE_MAX];
-  int tmode;
+  int tmode;                     /* what the timer counts: SHR_HTTP_T_* */
+  uint64_t deadline;             /* loop ms when that runs out */
+  uint64_t timer_due;            /* loop ms the timer is due at (<= deadline), 0 when not armed */
   int handles_open;
   int pending_writes;
   int reject_status;             /* set by a parser callback that refuses the request */

@@ -16,6 +16,7 @@
  * lost", "closed"; the thread's deadline gives nil, "timeout". */
 #include "lua_redis.h"
 
+#include <ctype.h>
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,7 +45,7 @@ struct lreq {
   int pipeline;
   int cancelled;       /* the thread stopped waiting: answers are dropped */
   const char *err;     /* the first transport error (a static string) */
-  redisReply **replies; /* copies, owned; in the same block */
+  redisReply **replies; /* kept, owned; in the same block */
   lslot_t *slots;      /* the callbacks' data; in the same block */
 };
 
@@ -59,8 +60,8 @@ static void on_reply(shr_redis_t *r, redisReply *reply, const char *err, void *d
   if (!req->cancelled) {
     if (!reply) {
       if (!req->err) req->err = err;
-    } else if (!(req->replies[slot->index] = shr_redis_reply_copy(reply)) && !req->err) {
-      req->err = "redis: out of memory";
+    } else {
+      req->replies[slot->index] = shr_redis_reply_keep(reply);
     }
   }
   if (--req->left > 0) return;
@@ -209,6 +210,9 @@ static int named(const char *arg, size_t len, const char *name) {
 /* Whether a command named cmd blocks the connection it is sent on: 1 always,
  * 2 when one of its arguments is BLOCK, 0 never. */
 static int blocking_kind(const char *cmd, size_t len) {
+  /* All of them start with B, W or X: most commands are told apart here. */
+  int first = len ? toupper((unsigned char)cmd[0]) : 0;
+  if (first != 'B' && first != 'W' && first != 'X') return 0;
   static const char *const always[] = {"BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP",
                                        "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT", NULL};
   for (int i = 0; always[i]; i++)
@@ -258,13 +262,19 @@ static int not_connected(lua_State *L) {
 
 /* ---- module functions ---- */
 
+/* A call of up to this many arguments keeps its vectors on the C stack: a
+ * userdata for them cost ~400 instructions a call (it and its collection). */
+#define STACK_ARGS 8
+
 static int l_call(lua_State *L) {
   int argc = lua_gettop(L);
   for (int i = 1; i <= (argc ? argc : 1); i++) to_arg(L, i, "call", i);
   shr_sched_current(L);
-  const char **argv;
-  size_t *argvlen;
-  vectors(L, argc, &argv, &argvlen);
+  const char *argv_stack[STACK_ARGS];
+  size_t argvlen_stack[STACK_ARGS];
+  const char **argv = argv_stack;
+  size_t *argvlen = argvlen_stack;
+  if (argc > STACK_ARGS) vectors(L, argc, &argv, &argvlen);
   collect(L, 1, argc, argv, argvlen);
   shr_redis_t *r = client(L, blocking(argc, argv, argvlen));
   if (!r) return not_connected(L);

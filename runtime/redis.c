@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <hiredis/async.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,6 +405,125 @@ int shr_redis_command(shr_redis_t *r, shr_redis_cb cb, void *data, int argc, con
   return shr_redis_command_timeout(r, cb, data, argc, argv, argvlen, 0);
 }
 
+/* ---- replies ---- */
+
+/* hiredis builds the replies of our connections with the functions below
+ * instead of its own, which make an allocation per object and another per
+ * string: here a reply (the root object, which a callback is given) is one
+ * allocation, and its elements go in blocks it owns, each block twice the
+ * size of the one before. hiredis only ever frees roots. A reply carries a
+ * count of references, one for hiredis (dropped when it frees the reply after
+ * the callback) and one per keep, so a callback keeps a reply without copying
+ * it. */
+typedef struct block {
+  struct block *next; /* the block filled before this one */
+  size_t used, cap;   /* bytes of the room after this header */
+} block_t;
+
+typedef struct {
+  int refs;
+  block_t *blocks; /* owned: the one being filled, then older ones */
+  redisReply reply;
+} root_t;
+
+/* A first block's room for each element of the root: a short string's object
+ * and text. */
+#define ROOM_PER_ELEMENT 64
+#define ALIGNED(n) (((n) + 7) & ~(size_t)7)
+
+static root_t *root_of(redisReply *r) { return (root_t *)((char *)r - offsetof(root_t, reply)); }
+
+static root_t *task_root(const redisReadTask *task) {
+  while (task->parent) task = task->parent;
+  return root_of(task->obj);
+}
+
+static void *root_alloc(root_t *root, size_t size) {
+  size = ALIGNED(size);
+  block_t *b = root->blocks;
+  if (!b || b->cap - b->used < size) {
+    size_t cap = b ? 2 * b->cap : root->reply.elements * ROOM_PER_ELEMENT;
+    if (cap < size) cap = size;
+    if (!(b = malloc(sizeof *b + cap))) return NULL;
+    *b = (block_t){root->blocks, 0, cap};
+    root->blocks = b;
+  }
+  void *p = (char *)(b + 1) + b->used;
+  b->used += size;
+  return p;
+}
+
+/* An object of type with extra bytes right after it (uninitialized): a root,
+ * or an element in its root's blocks, set in its parent. (task->type is the
+ * protocol's: a nil bulk string is a string task.) */
+static redisReply *new_object(const redisReadTask *task, int type, size_t extra) {
+  redisReply *r;
+  if (!task->parent) {
+    root_t *root = malloc(sizeof *root + extra);
+    if (!root) return NULL;
+    root->refs = 1;
+    root->blocks = NULL;
+    r = &root->reply;
+  } else {
+    if (!(r = root_alloc(task_root(task), sizeof *r + extra))) return NULL;
+    ((redisReply *)task->parent->obj)->element[task->idx] = r;
+  }
+  *r = (redisReply){.type = type};
+  return r;
+}
+
+static void *create_string(const redisReadTask *task, char *str, size_t len) {
+  redisReply *r = new_object(task, task->type, len + 1);
+  if (!r) return NULL;
+  r->str = (char *)(r + 1);
+  memcpy(r->str, str, len);
+  r->str[len] = '\0';
+  r->len = len;
+  return r;
+}
+
+static void *create_array(const redisReadTask *task, int elements) {
+  size_t size = (size_t)elements * sizeof(redisReply *);
+  redisReply *r = new_object(task, REDIS_REPLY_ARRAY, size);
+  if (!r) return NULL;
+  r->elements = (size_t)elements;
+  if (elements > 0) {
+    r->element = (redisReply **)(r + 1);
+    memset(r->element, 0, size); /* a reply cut short by an error is freed with its holes */
+  }
+  return r;
+}
+
+static void *create_integer(const redisReadTask *task, long long value) {
+  redisReply *r = new_object(task, REDIS_REPLY_INTEGER, 0);
+  if (r) r->integer = value;
+  return r;
+}
+
+static void *create_nil(const redisReadTask *task) { return new_object(task, REDIS_REPLY_NIL, 0); }
+
+/* hiredis' free, and ours: a reply goes with its last reference. */
+static void release(void *reply) {
+  if (!reply) return;
+  root_t *root = root_of(reply);
+  if (--root->refs > 0) return;
+  for (block_t *b = root->blocks, *older; b; b = older) {
+    older = b->next;
+    free(b);
+  }
+  free(root);
+}
+
+static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer, create_nil,
+                                                    release};
+
+redisReply *shr_redis_reply_keep(redisReply *reply) {
+  root_of(reply)->refs++;
+  return reply;
+}
+
+void shr_redis_reply_free(redisReply *reply) { release(reply); }
+
 /* ---- connection ---- */
 
 static void ready(shr_redis_t *r) {
@@ -489,6 +609,7 @@ static void connect_now(shr_redis_t *r) {
   }
   r->ac = ac;
   ac->data = r;
+  ac->c.reader->fn = &reply_functions;
   const char *why = NULL;
   if (ac->err)
     why = ac->errstr;
@@ -747,53 +868,3 @@ int shr_redis_script_call(shr_redis_t *r, shr_redis_script_t *s, shr_redis_cb cb
   }
   return script_send(r, sc, use_sha, argv, argvlen);
 }
-
-/* ---- replies ---- */
-
-/* A copy is one block, so copying and freeing a reply of n elements costs one
- * allocation instead of 2n + 1 (the status route's HGETALL: 23 elements).
- * Layout: the struct, then its element pointers, its string and its elements'
- * copies, each piece rounded up to 8 bytes. */
-#define ALIGNED(n) (((n) + 7) & ~(size_t)7)
-
-static size_t copy_size(const redisReply *r) {
-  size_t n = ALIGNED(sizeof *r);
-  if (r->type == REDIS_REPLY_ARRAY) {
-    n += ALIGNED(r->elements * sizeof *r->element);
-    for (size_t i = 0; i < r->elements; i++)
-      if (r->element[i]) n += copy_size(r->element[i]);
-  } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR) {
-    n += ALIGNED(r->len + 1);
-  }
-  return n;
-}
-
-static redisReply *copy_into(const redisReply *in, char **at) {
-  redisReply *out = (redisReply *)*at;
-  *at += ALIGNED(sizeof *out);
-  memset(out, 0, sizeof *out);
-  out->type = in->type;
-  out->integer = in->integer;
-  if (in->type == REDIS_REPLY_ARRAY) {
-    out->element = (redisReply **)*at;
-    out->elements = in->elements;
-    *at += ALIGNED(in->elements * sizeof *out->element);
-    for (size_t i = 0; i < in->elements; i++) out->element[i] = in->element[i] ? copy_into(in->element[i], at) : NULL;
-  } else if (in->type == REDIS_REPLY_STRING || in->type == REDIS_REPLY_STATUS || in->type == REDIS_REPLY_ERROR) {
-    out->str = *at;
-    out->len = in->len;
-    memcpy(out->str, in->str, in->len);
-    out->str[in->len] = '\0';
-    *at += ALIGNED(in->len + 1);
-  }
-  return out;
-}
-
-redisReply *shr_redis_reply_copy(const redisReply *in) {
-  char *block = malloc(copy_size(in));
-  if (!block) return NULL;
-  char *at = block;
-  return copy_into(in, &at);
-}
-
-void shr_redis_reply_free(redisReply *reply) { free(reply); }

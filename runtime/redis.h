@@ -14,7 +14,8 @@ typedef struct shr_redis_script shr_redis_script_t;
 
 /* The answer to one command; called exactly once per command, always. Either
  * reply is non-NULL (it may be an error reply; it is freed after the callback
- * returns: copy what you keep) and err is NULL, or reply is NULL and err is one
+ * returns unless kept with shr_redis_reply_keep) and err is NULL, or reply is
+ * NULL and err is one
  * of these static strings:
  *   "redis: not connected"     no connection (also commands queued during a
  *                              connect attempt that failed; they were never sent)
@@ -86,9 +87,9 @@ void shr_redis_script_free(shr_redis_script_t *s);
 int shr_redis_script_call(shr_redis_t *r, shr_redis_script_t *s, shr_redis_cb cb, void *data, int nkeys,
                           int argc, const char **argv, const size_t *argvlen);
 
-/* A deep copy of a reply (for answers kept past the callback), in one
- * allocation; NULL when out of memory. Free it with shr_redis_reply_free. */
-redisReply *shr_redis_reply_copy(const redisReply *reply);
+/* Keeps the reply a callback was given (not an element of it) past the
+ * callback, without copying it; returns it. Free it with shr_redis_reply_free. */
+redisReply *shr_redis_reply_keep(redisReply *reply);
 void shr_redis_reply_free(redisReply *reply);
 
 #endif

@@ -31,6 +31,7 @@ struct shr_thread {
   uint64_t deadline;        /* loop ms, 0 = none */
   int heap_index;           /* place in the deadline heap, -1 if absent */
   unsigned expired : 1, finished : 1, killed : 1, queued : 1, ok : 1;
+  unsigned reuses : 1;      /* spawned by shr_sched_spawn_reusing */
   int handles;              /* Lua handles referencing this thread */
   joiner_t *joiners;        /* threads waiting for this one to end */
   shr_thread_done_cb done;
@@ -40,12 +41,21 @@ struct shr_thread {
   shr_thread_t *prev, *next; /* all live threads, for close */
 };
 
+/* A coroutine that ran a thread to its end, anchored in the registry. */
+typedef struct {
+  lua_State *co;
+  int ref;
+} spare_t;
+
+#define SPARES_MAX 64
+
 struct shr_sched {
   uv_loop_t *loop;
   lua_State *L;
   uv_idle_t idle;    /* keeps the poll phase from blocking while threads are ready */
   uv_check_t check;  /* resumes threads woken during the poll phase */
   uv_timer_t timer;  /* the earliest deadline */
+  uint64_t timer_due; /* loop ms the timer is due at, 0 when it is not armed */
   shr_deadline_heap_t heap;
   shr_thread_t *ready_head, *ready_tail;
   shr_thread_t *all;
@@ -53,6 +63,8 @@ struct shr_sched {
   shr_thread_t *running;
   shr_thread_t *free_list; /* recycled thread structs */
   int free_count;
+  spare_t spares[SPARES_MAX]; /* coroutines for shr_sched_spawn_reusing */
+  int nspares;
   int count;
   int closing;
   int handles_open;
@@ -119,14 +131,14 @@ static void enqueue(shr_thread_t *t, int mode) {
 
 /* ---- deadlines ---- */
 
-static void arm_timer(shr_sched_t *s) {
-  shr_thread_t *t = shr_deadline_heap_min(&s->heap);
-  if (!t) {
-    uv_timer_stop(&s->timer);
-    return;
-  }
+/* The timer is due at the earliest deadline or before it: a thread leaving
+ * the heap leaves the timer be (it may fire early, and re-arms), since
+ * re-arming as each thread finished cost two timer starts a request. */
+static void arm_timer(shr_sched_t *s, uint64_t deadline) {
+  if (s->timer_due && s->timer_due <= deadline) return;
   uint64_t now = uv_now(s->loop);
-  uv_timer_start(&s->timer, on_deadline_timer, t->deadline > now ? t->deadline - now : 0, 0);
+  uv_timer_start(&s->timer, on_deadline_timer, deadline > now ? deadline - now : 0, 0);
+  s->timer_due = deadline;
 }
 
 static void expire(shr_thread_t *t) {
@@ -145,19 +157,22 @@ static void on_deadline_timer(uv_timer_t *h) {
   shr_sched_t *s = h->data;
   uint64_t now = uv_now(s->loop);
   shr_thread_t *t;
+  s->timer_due = 0;
   while ((t = shr_deadline_heap_min(&s->heap)) && t->deadline <= now) {
     shr_deadline_heap_remove(&s->heap, t);
     expire(t);
   }
-  arm_timer(s);
+  if (t) arm_timer(s, t->deadline);
 }
 
 void shr_thread_set_deadline(shr_thread_t *t, uint64_t deadline_ms) {
   shr_sched_t *s = t->sched;
   if (t->heap_index >= 0) shr_deadline_heap_remove(&s->heap, t);
   t->deadline = deadline_ms;
-  if (deadline_ms) shr_deadline_heap_insert(&s->heap, t);
-  arm_timer(s);
+  if (deadline_ms) {
+    shr_deadline_heap_insert(&s->heap, t);
+    arm_timer(s, deadline_ms);
+  }
 }
 
 int shr_thread_expired(const shr_thread_t *t) { return t->expired; }
@@ -215,19 +230,42 @@ static void thread_free(shr_thread_t *t) {
   }
 }
 
-/* Drops the thread from the scheduler: its coroutine anchor, its deadline, its
- * place in the list. The struct lives on while a Lua handle refers to it. */
+/* t's coroutine: a spare one if t may reuse one, else a new one. */
+static void take_coroutine(shr_thread_t *t) {
+  shr_sched_t *s = t->sched;
+  if (t->reuses && s->nspares > 0) {
+    spare_t *spare = &s->spares[--s->nspares];
+    t->co = spare->co;
+    t->ref = spare->ref;
+    return;
+  }
+  t->co = lua_newthread(s->L);
+  t->ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
+}
+
+/* A coroutine whose function returned can run another one (lua_resume starts
+ * it like a new coroutine); one that raised or was killed cannot. */
+static void release_coroutine(shr_thread_t *t) {
+  shr_sched_t *s = t->sched;
+  if (t->reuses && t->ok && !t->killed && !s->closing && s->nspares < SPARES_MAX) {
+    lua_settop(t->co, 0);
+    s->spares[s->nspares++] = (spare_t){t->co, t->ref};
+  } else {
+    luaL_unref(s->L, LUA_REGISTRYINDEX, t->ref);
+  }
+}
+
+/* Drops the thread from the scheduler: its deadline, its place in the list
+ * and its coroutine (released, or kept as a spare). While a Lua handle refers
+ * to the thread, the struct and its coroutine live on. */
 static void thread_retire(shr_thread_t *t) {
   shr_sched_t *s = t->sched;
-  if (t->heap_index >= 0) {
-    shr_deadline_heap_remove(&s->heap, t);
-    arm_timer(s);
-  }
+  if (t->heap_index >= 0) shr_deadline_heap_remove(&s->heap, t);
   list_remove(&s->all, t);
   s->count--;
   t->finished = 1;
   if (t->handles == 0) {
-    luaL_unref(s->L, LUA_REGISTRYINDEX, t->ref);
+    release_coroutine(t);
     thread_free(t);
   } else {
     list_push(&s->zombies, t);
@@ -365,21 +403,29 @@ static void drain(shr_sched_t *s) {
   if (!s->ready_head) uv_idle_stop(&s->idle);
 }
 
-shr_thread_t *shr_sched_spawn(shr_sched_t *s, int nargs, shr_thread_done_cb done, void *data) {
+static shr_thread_t *spawn(shr_sched_t *s, int nargs, shr_thread_done_cb done, void *data, int reuses) {
   lua_State *L = s->L;
   shr_thread_t *t = thread_alloc(s);
   if (!t) {
     lua_pop(L, nargs + 1);
     return NULL;
   }
-  t->co = lua_newthread(L);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->reuses = reuses;
+  take_coroutine(t);
   lua_xmove(L, t->co, nargs + 1);
   t->start_nargs = nargs;
   t->done = done;
   t->done_data = data;
   enqueue(t, RESUME_START);
   return t;
+}
+
+shr_thread_t *shr_sched_spawn(shr_sched_t *s, int nargs, shr_thread_done_cb done, void *data) {
+  return spawn(s, nargs, done, data, 0);
+}
+
+shr_thread_t *shr_sched_spawn_reusing(shr_sched_t *s, int nargs, shr_thread_done_cb done, void *data) {
+  return spawn(s, nargs, done, data, 1);
 }
 
 shr_thread_t *shr_sched_current(lua_State *L) {
@@ -477,6 +523,7 @@ void shr_sched_close(shr_sched_t *s) {
     list_remove(&s->zombies, t);
     t->sched = NULL;
   }
+  while (s->nspares > 0) luaL_unref(s->L, LUA_REGISTRYINDEX, s->spares[--s->nspares].ref);
   lua_pushlightuserdata(s->L, &sched_key);
   lua_pushnil(s->L);
   lua_rawset(s->L, LUA_REGISTRYINDEX);

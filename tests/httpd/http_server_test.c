@@ -465,6 +465,25 @@ static void idle_keepalive(void) {
   free(r);
 }
 
+/* After an answer, a head that starts and stalls is dropped by the header
+ * timeout counted from its start, though the idle one would come sooner. */
+static void slow_headers_after_answer(void) {
+  client_t *cl = malloc(sizeof(*cl));
+  response_t *r = malloc(sizeof(*r));
+  ASSERT_EQ(0, cl_open(cl, port, 0));
+  request(cl, "GET /health HTTP/1.1\r\n\r\n", r);
+  usleep(1000 * 1000); /* the idle timeout (1500 ms) has 500 ms to go */
+  ASSERT_EQ(0, cl_send(cl, "GET /echo HTTP/1.1\r\nHost: exa"));
+  long long start = now_ms();
+  ASSERT_EQ(1, cl_closed(cl, 3000));
+  long long took = now_ms() - start;
+  fprintf(stderr, "stalled head after an answer: dropped after %lld ms\n", took);
+  ASSERT(took >= 950 && took < 2000);
+  cl_close(cl);
+  free(cl);
+  free(r);
+}
+
 static void pipelined(void) {
   client_t *cl = malloc(sizeof(*cl));
   response_t *r = malloc(sizeof(*r));
@@ -773,6 +792,7 @@ int main(void) {
   run_client("auth", auth);
   run_client("slow headers", slow_headers);
   run_client("idle keep-alive", idle_keepalive);
+  run_client("slow headers after an answer", slow_headers_after_answer);
   run_client("pipelined", pipelined);
   run_client("split into bytes", split_bytes);
   run_client("http/1.0 and connection: close", http10_and_close);
@@ -786,7 +806,7 @@ int main(void) {
   ASSERT_EQ(rejected_seen, st.connections_rejected);
   ASSERT_EQ(1, st.requests_aborted);
   ASSERT_EQ(0, st.connections_open);
-  ASSERT_EQ(27, st.requests[1]);
+  ASSERT_EQ(28, st.requests[1]);
   ASSERT_EQ(13, st.requests[3]); /* the bad-input table and two 404 */
   ASSERT_EQ(0, st.requests[4]);
 

@@ -60,7 +60,7 @@ static void drain(void) {
 
 typedef struct {
   int done;
-  redisReply *reply; /* a copy */
+  redisReply *reply; /* kept */
   char err[64];
   uint64_t at;
 } answer_t;
@@ -69,7 +69,7 @@ static void on_answer(shr_redis_t *r, redisReply *reply, const char *err, void *
   answer_t *a = data;
   a->done++;
   a->at = uv_now(&loop);
-  if (reply) a->reply = shr_redis_reply_copy(reply);
+  if (reply) a->reply = shr_redis_reply_keep(reply);
   snprintf(a->err, sizeof a->err, "%s", err ? err : "");
 }
 

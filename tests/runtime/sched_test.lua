@@ -79,4 +79,30 @@ t.eq(r3, nil, "a spawned thread inherits the deadline")
 t.eq(e3, "timeout", "... and times out")
 t.eq(left, 0, "deadline_left is 0 after expiry")
 
+-- The deadline timer may be due before the earliest deadline (a thread that
+-- finishes leaves it armed): a nearer deadline set after a farther one, and
+-- one left behind by a thread that finished early, still expire on time.
+local far = shield.spawn(function()
+  shield.set_deadline(5000)
+  return shield.sleep(150)
+end)
+local early = shield.spawn(function()
+  shield.set_deadline(30)
+  return shield.sleep(10)
+end)
+local near = shield.spawn(function()
+  shield.set_deadline(100)
+  local started = shield.now()
+  local r, e = shield.sleep(5000)
+  return r, e, shield.now() - started
+end)
+local _, early_done = shield.join(early)
+local _, near_r, near_e, near_waited = shield.join(near)
+local _, far_done = shield.join(far)
+t.eq(early_done, true, "a thread done before its deadline is not expired")
+t.eq(near_e, "timeout", "a nearer deadline set after a farther one expires")
+t.ok(near_waited >= 90 and near_waited < 1000, "... at its time (" .. near_waited .. " ms)")
+t.eq(near_r, nil, "... with nil")
+t.eq(far_done, true, "the farther deadline has not passed")
+
 return t.done()

@@ -13,6 +13,24 @@ describe("shield.jobs", function()
     assert.is_false(jobs.valid_id(nil))
   end)
 
+  it("accepts the job ids the UUID pattern accepts, and only those", function()
+    local pattern = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+    local ids = { "01234567-89AB-4DEF-a123-456789ABCDEF", "01234567-89ab-4def-B123-456789abcdef",
+      "01234567-89ab-4def-c123-456789abcdef", "01234567-89ab-4def-8123-456789abcdef0",
+      "01234567-89ab-4def-8123-456789abcde", "01234567_89ab-4def-8123-456789abcdef", "", 42 }
+    local valid = "01234567-89ab-4def-8123-456789abcdef"
+    -- Every byte at every place of a valid id.
+    for i = 1, #valid do
+      for b = 0, 255 do
+        ids[#ids + 1] = valid:sub(1, i - 1) .. string.char(b) .. valid:sub(i + 1)
+      end
+    end
+    for _, id in ipairs(ids) do
+      local want = type(id) == "string" and id:match(pattern) ~= nil
+      assert.are.equal(want, jobs.valid_id(id), id)
+    end
+  end)
+
   it("turns a valid request into chunks with their metadata", function()
     local chunks, meta = jobs.validate_ingest({
       source_type = "pdf",
@@ -128,19 +146,22 @@ describe("shield.jobs", function()
     assert.is_truthy(text:find('"chunks_total":7,', 1, true))
   end)
 
-  it("shows the counts of a job hash's count:<name> fields, always present", function()
-    local hash = { status = "completed", chunks_total = "2", chunks_processed = "2",
-      ["count:entities"] = "12", ["count:relations"] = "0", ["count:vectors"] = "31", rev = "4" }
-    local counts = jobs.hash_counts(hash)
-    assert.same({ entities = 12, relations = 0, vectors = 31 }, counts)
-    assert.same({}, jobs.hash_counts({ status = "queued" }))
-    hash.counts = counts
+  it("reads a job hash with the counts of its count:<name> fields, always shown", function()
+    local hash = jobs.hash_fields({ "status", "completed", "chunks_total", "2", "chunks_processed", "2",
+      "count:entities", "12", "count:relations", "0", "count:vectors", "31", "rev", "4" })
+    assert.same({ entities = 12, relations = 0, vectors = 31 }, hash.counts)
+    assert.same({ status = "completed", chunks_total = "2", chunks_processed = "2", rev = "4",
+      counts = hash.counts }, hash)
+    assert.same({ status = "queued" }, jobs.hash_fields({ "status", "queued" }))
+    assert.same({}, jobs.hash_fields({ "status", "queued", "count:bad", "x" }).counts, "a count that is no number")
     local text = jobs.view_json("id1", hash, cjson.encode)
     assert.is_truthy(text:find(',"counts":{"entities":12,"relations":0,"vectors":31}}', 1, true))
     assert.same(jobs.view("id1", hash), cjson.decode(text))
     assert.same({ entities = 12, relations = 0, vectors = 31 }, jobs.view("id1", hash).counts)
     assert.same({}, jobs.view("id1", { status = "queued" }).counts)
+    assert.is_truthy(jobs.view_json("id1", { status = "queued" }, cjson.encode):find(',"counts":{}}$'))
     assert.equal("{}", jobs.counts_json({}, cjson.encode))
+    assert.equal("{}", jobs.counts_json(nil, cjson.encode))
     assert.equal('{"a\\"b":1}', jobs.counts_json({ ['a"b'] = 1 }, cjson.encode))
   end)
 end)

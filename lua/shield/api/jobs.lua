@@ -6,7 +6,6 @@ local shield = require "shield"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 local problem = require "shield.api.problem"
-local reply = require "shield.reply"
 
 local tonumber, ipairs, pairs, type = tonumber, ipairs, pairs, type
 
@@ -110,11 +109,10 @@ local function from_redis(id)
   if type(flat) ~= "table" then
     return nil, err
   end
-  local f = reply.fields(flat)
+  local f = jobs.hash_fields(flat)
   if not f.status then
     return false
   end
-  f.counts = jobs.hash_counts(f)
   return f
 end
 

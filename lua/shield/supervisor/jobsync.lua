@@ -3,7 +3,6 @@
 -- upsert that never replaces a newer row (rev), then clean.lua clears the dirty
 -- marks whose rev did not move meanwhile. A PostgreSQL outage only delays it.
 local shield = require "shield"
-local reply = require "shield.reply"
 local jobs = require "shield.jobs"
 local scripts = require "shield.redis_scripts"
 
@@ -63,7 +62,7 @@ function _M.sync_once()
   end
   local rows, clean_args = {}, {}
   for i, id in ipairs(ids) do
-    local h = reply.fields(hashes[i] or {})
+    local h = jobs.hash_fields(hashes[i] or {})
     if h.status then
       rows[#rows + 1] = {
         id = id,
@@ -79,7 +78,7 @@ function _M.sync_once()
         started_at = timestamp(h.started_at),
         completed_at = timestamp(h.completed_at),
         rev = tonumber(h.rev) or 0,
-        counts = jobs.counts_json(jobs.hash_counts(h), shield.json.encode),
+        counts = jobs.counts_json(h.counts, shield.json.encode),
       }
     end
     clean_args[#clean_args + 1] = id
