@@ -18,9 +18,12 @@ local function links(id)
   return "/jobs/" .. id, "/events/stream?job_id=" .. id
 end
 
--- Redis or PostgreSQL could not answer: 503, the client may retry.
+-- Redis or PostgreSQL could not answer: 503, the client may retry. The
+-- detail names the server once (shield.redis' transport errors name it already).
 local function unavailable(what, err)
-  return problem(503, "Service Unavailable", what .. ": " .. tostring(err), { ["Retry-After"] = "1" })
+  local detail = tostring(err)
+  if detail:sub(1, #what + 1) ~= what .. ":" then detail = what .. ": " .. detail end
+  return problem(503, "Service Unavailable", detail, { ["Retry-After"] = "1" })
 end
 
 -- Transport failures of shield.redis start with these words; anything else
