@@ -47,7 +47,7 @@ struct shr_redis {
   char *host;          /* owned; NULL for a Unix socket */
   int port;
   char *path;          /* owned: the Unix socket, or NULL */
-  char where[280]; /* host:port or the socket path, for the log */
+  char where[280];     /* host:port or the socket path, for the log */
   char *user;          /* owned, NULL for plain AUTH <password> */
   char *password;      /* owned, NULL: no AUTH */
   int db;
