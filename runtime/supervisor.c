@@ -74,6 +74,15 @@ static int live_workers(shr_supervisor_t *s) {
 
 /* ---- forking ---- */
 
+/* In a new worker: closes every descriptor but stdio. close_range needs Linux
+ * 5.9 and a seccomp filter may refuse it; then each one is closed in turn. */
+static void close_inherited_fds(void) {
+  if (close_range(3, ~0U, 0) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max <= 0 || max > (1L << 20)) max = 1L << 20;
+  for (long fd = 3; fd < max; fd++) close((int)fd);
+}
+
 static void fork_worker(shr_supervisor_t *s, int i) {
   shr_slot_t *slot = &s->sb->slots[i];
   pid_t parent = getpid();
@@ -101,7 +110,7 @@ static void fork_worker(shr_supervisor_t *s, int i) {
     for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(1);
-    close_range(3, ~0U, 0);
+    close_inherited_fds();
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

@@ -21,6 +21,10 @@ check "a worker.stopped event for the killed worker, with the signal" wait_for 5
 started_event() { events worker.started | grep -q "\"pid\":$(worker_pid 1)[,}]"; }
 check "a worker.started event for its successor" wait_for 5 started_event
 pids=$(pgrep -P "$SUP_PID" | sort | tr '\n' ' ')
+# Workers close what they inherit at fork: a worker holding the listening
+# socket would keep the port from a restarted supervisor.
+listeners=$(ss -Hltnp "sport = :$SHIELD_TEST_HTTP_PORT" | grep -o 'pid=[0-9]*' | sort -u | tr '\n' ' ')
+check "only the supervisor holds the HTTP listening socket ($listeners)" test "$listeners" = "pid=$SUP_PID "
 
 # --- SIGTERM: the whole tree exits 0 within the timeout ---------------------------
 kill -TERM "$SUP_PID"
