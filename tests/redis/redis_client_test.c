@@ -245,34 +245,46 @@ static void test_round_trip(shr_redis_t *r) {
   answer_reset(&a);
 }
 
+/* A client of url (database db) writes a key that admin sees only in db. */
+static void check_in_db(shr_redis_t *admin, const char *url, const char *db) {
+  answer_t a = {0};
+  shr_redis_t *c = shr_redis_new(&loop, url, "in-db");
+  CHECK(RUN(c, &a, "SET", "sel:k", db));
+  CHECK_STR("OK", reply_str(&a));
+  CHECK(RUN(admin, &a, "GET", "sel:k"));
+  CHECK_STR("(nil)", reply_str(&a));
+  CHECK(RUN(admin, &a, "SELECT", db));
+  CHECK(RUN(admin, &a, "GET", "sel:k"));
+  CHECK_STR(db, reply_str(&a));
+  CHECK(RUN(admin, &a, "DEL", "sel:k"));
+  CHECK(RUN(admin, &a, "SELECT", "0"));
+  shr_redis_close(c);
+  answer_reset(&a);
+}
+
+/* A client of url gets its connection ready (AUTH accepted) and answers PING. */
+static void check_ping(const char *url, const char *name) {
+  answer_t a = {0};
+  shr_redis_t *c = shr_redis_new(&loop, url, name);
+  CHECK(RUN(c, &a, "PING"));
+  CHECK_STR("PONG", reply_str(&a));
+  shr_redis_close(c);
+  answer_reset(&a);
+}
+
 static void test_select_and_auth(shr_redis_t *admin) {
   answer_t a = {0};
   char u[160];
   snprintf(u, sizeof u, "redis://127.0.0.1:%d/5", redis_port);
-  shr_redis_t *db5 = shr_redis_new(&loop, u, "db5");
-  CHECK(RUN(db5, &a, "SET", "sel:k", "five"));
-  CHECK_STR("OK", reply_str(&a));
-  CHECK(RUN(admin, &a, "GET", "sel:k"));
-  CHECK_STR("(nil)", reply_str(&a));
-  CHECK(RUN(admin, &a, "SELECT", "5"));
-  CHECK(RUN(admin, &a, "GET", "sel:k"));
-  CHECK_STR("five", reply_str(&a));
-  CHECK(RUN(admin, &a, "SELECT", "0"));
-  shr_redis_close(db5);
+  check_in_db(admin, u, "5");
 
   /* A password with ':' and '@' travels %-encoded. */
   CHECK(RUN(admin, &a, "CONFIG", "SET", "requirepass", "s3:cr@t"));
   CHECK_STR("OK", reply_str(&a));
   snprintf(u, sizeof u, "redis://:s3%%3Acr%%40t@127.0.0.1:%d/0", redis_port);
-  shr_redis_t *authed = shr_redis_new(&loop, u, "auth");
-  CHECK(RUN(authed, &a, "PING"));
-  CHECK_STR("PONG", reply_str(&a));
-  shr_redis_close(authed);
+  check_ping(u, "auth");
   snprintf(u, sizeof u, "redis://default:s3%%3Acr%%40t@127.0.0.1:%d/0", redis_port);
-  authed = shr_redis_new(&loop, u, "acl");
-  CHECK(RUN(authed, &a, "PING"));
-  CHECK_STR("PONG", reply_str(&a));
-  shr_redis_close(authed);
+  check_ping(u, "acl");
   /* A wrong password never makes the connection ready. */
   snprintf(u, sizeof u, "redis://:wrong@127.0.0.1:%d/0", redis_port);
   shr_redis_t *denied = shr_redis_new(&loop, u, "denied");
@@ -295,23 +307,13 @@ static void test_unix_socket(shr_redis_t *admin) {
   CHECK(sock && *sock); /* empty: the harness' folder path is too long for a socket */
   if (!sock || !*sock) return;
   snprintf(u, sizeof u, "unix://%s?db=6", sock);
-  shr_redis_t *local = shr_redis_new(&loop, u, "unix");
-  CHECK(RUN(local, &a, "SET", "unix:k", "six"));
-  CHECK_STR("OK", reply_str(&a));
-  CHECK(RUN(admin, &a, "SELECT", "6"));
-  CHECK(RUN(admin, &a, "GET", "unix:k"));
-  CHECK_STR("six", reply_str(&a));
-  CHECK(RUN(admin, &a, "SELECT", "0"));
-  shr_redis_close(local);
+  check_in_db(admin, u, "6");
   CHECK(RUN(admin, &a, "CONFIG", "SET", "requirepass", "s3:cr@t"));
   snprintf(u, sizeof u, "unix://:s3%%3Acr%%40t@%s", sock);
-  local = shr_redis_new(&loop, u, "unix-auth");
-  CHECK(RUN(local, &a, "PING"));
-  CHECK_STR("PONG", reply_str(&a));
-  shr_redis_close(local);
+  check_ping(u, "unix-auth");
   CHECK(RUN(admin, &a, "CONFIG", "SET", "requirepass", ""));
   snprintf(u, sizeof u, "unix://%s.missing", sock);
-  local = shr_redis_new(&loop, u, "unix-missing");
+  shr_redis_t *local = shr_redis_new(&loop, u, "unix-missing");
   CHECK(RUN(local, &a, "PING"));
   CHECK_STR("redis: not connected", a.err);
   CHECK(shr_redis_stats(local)->connect_failures >= 1);
