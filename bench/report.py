@@ -138,13 +138,18 @@ def wrk(args):
 
 # (scenario, key, label, target, "min" | "max" | None): the table's rows.
 ROWS = [
+    ("reference", "tasks_per_s", "1 reference client, tasks/s", None, None),
+    ("reference", "redis_cpu_us_per_task", "1 reference Redis CPU us per task", None, None),
+    ("reference_noaof", "tasks_per_s", "1 reference client, no AOF", None, None),
     ("drain", "chunks_per_s", "1 drain, chunks/s (noop)", 190000, "min"),
+    ("drain", "of_reference", "1 drain / reference client", None, None),
     ("drain", "redis_round_trips_per_chunk", "7 Redis round trips per chunk", 0.1, "max"),
     ("drain", "redis_commands_per_chunk", "7 Redis commands per chunk", None, None),
     ("drain", "runtime_cpu_us_per_chunk", "7 runtime CPU us per chunk", 10, "max"),
     ("drain", "worker_cpu_us_per_chunk", "7   of which workers", None, None),
     ("drain", "redis_cpu_us_per_chunk", "7 Redis CPU us per chunk", None, None),
-    ("drain_noaof", "chunks_per_s", "1 drain, Redis appendonly no", None, None),
+    ("drain_noaof", "chunks_per_s", "1 drain, Redis appendonly no", 190000, "min"),
+    ("drain_noaof", "of_reference", "1 drain / reference client, no AOF", None, None),
     ("drain_noaof", "redis_cpu_us_per_chunk", "7 Redis CPU us per chunk, no AOF", None, None),
     ("drain_unix", "chunks_per_s", "1 drain, Redis over its Unix socket", None, None),
     ("drain_unix", "redis_cpu_us_per_chunk", "7 Redis CPU us per chunk, Unix socket", None, None),
@@ -210,6 +215,10 @@ def summary(args):
         with open(path) as f:
             out["scenarios"][os.path.basename(path)[:-5]] = json.load(f)
     s = out["scenarios"]
+    # A drain against the reference client on the same Redis settings.
+    for drain_name, ref_name in (("drain", "reference"), ("drain_noaof", "reference_noaof")):
+        if drain_name in s and ref_name in s and s[ref_name].get("tasks_per_s"):
+            s[drain_name]["of_reference"] = round(s[drain_name]["chunks_per_s"] / s[ref_name]["tasks_per_s"], 3)
     lines = ["%-36s %14s %12s  %s" % ("figure", "value", "target", "")]
     for scenario, key, label, target, kind in ROWS:
         if scenario not in s:

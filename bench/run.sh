@@ -7,6 +7,9 @@
 # ran, never whether a target was met.
 #
 #   bench/run.sh [SCENARIO...]
+#     reference      1: the issue's reference client (per-batch XACK, HINCRBY per job,
+#                       an event per task) on the same tasks: what Redis itself allows
+#     reference_noaof 1: the same with Redis' append-only file off
 #     drain          1+7: 200,000 queued chunks drained by noop.lua; Redis and CPU cost
 #     drain_noaof    1: the same with Redis' append-only file off
 #     drain_unix     1: the same with Redis reached through its Unix socket
@@ -50,7 +53,7 @@ for f in "$SRC"/bench/scenarios/*.sh; do
   . "$f"
 done
 
-ALL="drain drain_noaof drain_unix drain_default latency memory ingest status slow slow_unix"
+ALL="reference reference_noaof drain drain_noaof drain_unix drain_default latency memory ingest status slow slow_unix"
 SCENARIOS=${*:-$ALL}
 for s in $SCENARIOS; do
   [[ " $ALL " == *" $s "* ]] || bench_die "unknown scenario '$s' (known: $ALL)"
@@ -65,7 +68,7 @@ cmake --build "$BUILD" --target shield-runtime -j"$(nproc)" >/dev/null
 SHIELD_BIN=$BUILD/shield-runtime
 TOOLS=$BUILD/bench
 mkdir -p "$TOOLS"
-for tool in latency fake_llm; do
+for tool in latency fake_llm reference; do
   cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wno-unused-parameter \
     -o "$TOOLS/$tool" "$SRC/bench/tools/$tool.c" -lhiredis -luv -lpthread -lm
 done
