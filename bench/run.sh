@@ -24,6 +24,8 @@
 #
 # Sizes and pools come from the environment (defaults in brackets):
 #   BENCH_BUILD_DIR [build-bench]  BENCH_OUT [$BENCH_BUILD_DIR/bench-results.json]
+#   BENCH_BIN [] a shield-runtime binary to run instead of building one (the tools
+#     are still built, into $BENCH_BUILD_DIR/bench)
 #   BENCH_CMAKE_ARGS [] (e.g. -DSHIELD_SANITIZE=ON for a smoke run under ASan)  BENCH_KEEP (keep the work folder)
 #   BENCH_DRAIN_JOBS [2000]  BENCH_JOB_CHUNKS [100]  BENCH_CHUNK_BYTES [100]
 #   BENCH_POOL_SIZE [2]  BENCH_CONCURRENCY [400]  BENCH_BATCH [200]  BENCH_DRAIN_TIMEOUT [120]
@@ -60,12 +62,16 @@ for s in $SCENARIOS; do
 done
 
 # --- build ----------------------------------------------------------------------
-bench_log "building the release binary in $BUILD"
-# shellcheck disable=SC2086 # BENCH_CMAKE_ARGS: words (e.g. -DSHIELD_SANITIZE=ON)
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${BENCH_CMAKE_ARGS:-} >/dev/null
-cmake --build "$BUILD" --target shield-runtime -j"$(nproc)" >/dev/null
 # shellcheck disable=SC2034 # SHIELD_BIN, SUP_PID: used by lib.sh and the scenarios
-SHIELD_BIN=$BUILD/shield-runtime
+if [[ -n ${BENCH_BIN:-} ]]; then
+  SHIELD_BIN=$BENCH_BIN
+else
+  bench_log "building the release binary in $BUILD"
+  # shellcheck disable=SC2086 # BENCH_CMAKE_ARGS: words (e.g. -DSHIELD_SANITIZE=ON)
+  cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${BENCH_CMAKE_ARGS:-} >/dev/null
+  cmake --build "$BUILD" --target shield-runtime -j"$(nproc)" >/dev/null
+  SHIELD_BIN=$BUILD/shield-runtime
+fi
 TOOLS=$BUILD/bench
 mkdir -p "$TOOLS"
 for tool in latency fake_llm reference; do
