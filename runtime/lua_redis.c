@@ -6,6 +6,9 @@
  *   error                     nil, "ERR ..." (the server's text) at the top;
  *                             {err = "ERR ..."} inside an array
  * call(cmd, ...)                -> reply | nil, err
+ * hgetall(key)                  -> {field = value, ...} | nil, err
+ *   HGETALL's answer keyed by field ({} for a missing key), without the
+ *   {field, value, ...} array call gives.
  * pipeline{{cmd, ...}, ...}     -> results, errors | nil, err
  *   results[i]: the i-th reply (false for a nil or an error reply); errors:
  *   nil when no reply was an error, else {[i] = "ERR ..."}. A transport error
@@ -32,6 +35,9 @@
 
 typedef struct lreq lreq_t;
 
+/* How the replies of a request are given to Lua. */
+typedef enum { REQ_CALL, REQ_HASH, REQ_PIPELINE } req_kind_t;
+
 typedef struct {
   lreq_t *req;
   int index;
@@ -42,7 +48,7 @@ struct lreq {
   shr_wait_t wait;
   int n;               /* commands */
   int left;            /* answers still to come */
-  int pipeline;
+  req_kind_t kind;
   int cancelled;       /* the thread stopped waiting: answers are dropped */
   const char *err;     /* the first transport error (a static string) */
   redisReply **replies; /* kept, owned; in the same block */
@@ -104,6 +110,16 @@ static void push_value(lua_State *L, const redisReply *r) {
   }
 }
 
+/* A {field, value, ...} array as a table keyed by field. */
+static void push_hash(lua_State *L, const redisReply *r) {
+  lua_createtable(L, 0, (int)(r->elements / 2));
+  for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    push_value(L, r->element[i]);
+    push_value(L, r->element[i + 1]);
+    lua_rawset(L, -3);
+  }
+}
+
 static int push_req(lua_State *co, shr_wait_t *w) {
   lreq_t *req = (lreq_t *)w;
   int nret;
@@ -111,7 +127,7 @@ static int push_req(lua_State *co, shr_wait_t *w) {
     lua_pushnil(co);
     lua_pushstring(co, req->err);
     nret = 2;
-  } else if (!req->pipeline) {
+  } else if (req->kind != REQ_PIPELINE) {
     const redisReply *r = req->replies[0];
     nret = 1;
     if (r->type == REDIS_REPLY_NIL) {
@@ -120,6 +136,8 @@ static int push_req(lua_State *co, shr_wait_t *w) {
       lua_pushnil(co);
       lua_pushlstring(co, r->str, r->len);
       nret = 2;
+    } else if (req->kind == REQ_HASH && r->type == REDIS_REPLY_ARRAY) {
+      push_hash(co, r);
     } else {
       push_value(co, r);
     }
@@ -158,13 +176,13 @@ static void cancel_req(shr_wait_t *w) {
   if (req->left == 0) req_free(req);
 }
 
-static lreq_t *req_new(lua_State *L, int n, int pipeline) {
+static lreq_t *req_new(lua_State *L, int n, req_kind_t kind) {
   lreq_t *req = calloc(1, sizeof *req + (size_t)n * (sizeof(redisReply *) + sizeof(lslot_t)));
   if (!req) luaL_error(L, "redis: out of memory");
   req->wait.push = push_req;
   req->wait.cancel = cancel_req;
   req->n = req->left = n;
-  req->pipeline = pipeline;
+  req->kind = kind;
   req->replies = (redisReply **)(req + 1);
   req->slots = (lslot_t *)(req->replies + n);
   for (int i = 0; i < n; i++) req->slots[i] = (lslot_t){req, i};
@@ -278,8 +296,22 @@ static int l_call(lua_State *L) {
   collect(L, 1, argc, argv, argvlen);
   shr_redis_t *r = client(L, blocking(argc, argv, argvlen));
   if (!r) return not_connected(L);
-  lreq_t *req = req_new(L, 1, 0);
+  lreq_t *req = req_new(L, 1, REQ_CALL);
   shr_redis_command(r, on_reply, &req->slots[0], argc, argv, argvlen);
+  return shr_sched_wait(L, &req->wait);
+}
+
+static int l_hgetall(lua_State *L) {
+  to_arg(L, 1, "hgetall", 1);
+  shr_sched_current(L);
+  size_t keylen;
+  const char *key = lua_tolstring(L, 1, &keylen);
+  const char *argv[] = {"HGETALL", key};
+  size_t argvlen[] = {strlen("HGETALL"), keylen};
+  shr_redis_t *r = client(L, 0);
+  if (!r) return not_connected(L);
+  lreq_t *req = req_new(L, 1, REQ_HASH);
+  shr_redis_command(r, on_reply, &req->slots[0], 2, argv, argvlen);
   return shr_sched_wait(L, &req->wait);
 }
 
@@ -318,7 +350,7 @@ static int l_pipeline(lua_State *L) {
   vectors(L, widest, &argv, &argvlen);
   int base = lua_gettop(L);
   luaL_checkstack(L, widest + 1, "pipeline command too long");
-  lreq_t *req = req_new(L, n, 1);
+  lreq_t *req = req_new(L, n, REQ_PIPELINE);
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     int m = (int)lua_objlen(L, -1), cmd = lua_gettop(L);
@@ -392,7 +424,7 @@ static int l_script_call(lua_State *L) {
   size_t *argvlen;
   vectors(L, argc ? argc : 1, &argv, &argvlen);
   collect(L, first, argc, argv, argvlen);
-  lreq_t *req = req_new(L, 1, 0);
+  lreq_t *req = req_new(L, 1, REQ_CALL);
   shr_redis_script_call(r, ud->s, on_reply, &req->slots[0], nkeys, argc, argv, argvlen);
   return shr_sched_wait(L, &req->wait);
 }
@@ -408,6 +440,7 @@ int shr_lua_redis_open(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"call", l_call},
+                                 {"hgetall", l_hgetall},
                                  {"pipeline", l_pipeline},
                                  {"script", l_script},
                                  {"connected", l_connected},

@@ -274,25 +274,32 @@ local function error_of(f)
   return err
 end
 
--- A job hash as HGETALL gives it ({field, value, ...}) as a table of its
--- fields, with counts: {name = n} from its count:<name> fields (settle.lua adds
--- the counts the job's chunks report there), nil when it has none.
+-- A job hash's fields (field = value, as shield.redis.hgetall gives them) with
+-- its count:<name> fields moved to counts: {name = n} (settle.lua adds the
+-- counts the job's chunks report there), nil when it has none.
 local COUNT_PREFIX = "count:"
 
-function _M.hash_fields(flat)
-  local f, counts = table_new(0, #flat / 2), nil
-  for i = 1, #flat - 1, 2 do
-    local field = flat[i]
+function _M.take_counts(f)
+  local counts
+  for field, v in pairs(f) do
     -- The ':' first: no other field has one there, and no substring is made.
     if string_byte(field, #COUNT_PREFIX) == 58 and string_sub(field, 1, #COUNT_PREFIX) == COUNT_PREFIX then
       counts = counts or {}
-      counts[string_sub(field, #COUNT_PREFIX + 1)] = tonumber(flat[i + 1])
-    else
-      f[field] = flat[i + 1]
+      counts[string_sub(field, #COUNT_PREFIX + 1)] = tonumber(v)
+      f[field] = nil
     end
   end
   f.counts = counts
   return f
+end
+
+-- The same for a job hash as HGETALL gives it in a pipeline ({field, value, ...}).
+function _M.hash_fields(flat)
+  local f = table_new(0, #flat / 2)
+  for i = 1, #flat - 1, 2 do
+    f[flat[i]] = flat[i + 1]
+  end
+  return _M.take_counts(f)
 end
 
 -- The public view of a job from its fields (Redis hash or PostgreSQL row);

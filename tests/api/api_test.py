@@ -94,6 +94,14 @@ s2, b2, _ = ingest(["same"], headers={"Idempotency-Key": "order-42"})
 eq((s1, s2, b1["job_id"]), (202, 202, b2["job_id"]), "a repeated Idempotency-Key returns the first job")
 time.sleep(0.5)
 eq(redis("HGET", "test:seen", b1["job_id"] + ":0"), "1", "... and enqueues nothing")
+body = b'{"chunks":[{"text":"same"}]}'
+out = rt.raw(b"POST /lightrag/ingest-async HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-token\r\n"
+             b"IDEMPOTENCY-KEY: order-42\r\nIdempotency-Key: order-43\r\nContent-Length: %d\r\n"
+             b"Connection: close\r\n\r\n%s" % (len(body), body))
+check(out.startswith(b"HTTP/1.1 202") and b1["job_id"].encode() in out,
+      "a header's name in any case; of repeated ones the first counts", out)
+s, b, _ = ingest(["same"], headers={"Idempotency-Key": "k" * 201})
+eq((s, b["detail"]), (400, "Idempotency-Key: at most 200 characters"), "an Idempotency-Key too long: 400")
 
 # --- bad input ------------------------------------------------------------------------
 cases = [

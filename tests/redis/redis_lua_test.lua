@@ -1,5 +1,5 @@
 -- shield.redis from Lua (runtime/lua_redis.c): reply types, argument
--- formatting, misuse, pipelines, server scripts, 1,000 concurrent light
+-- formatting, misuse, hgetall, pipelines, server scripts, 1,000 concurrent light
 -- threads, deadlines, and a Redis restart mid-run. Run with `shield-runtime run`
 -- under tests/harness/with-servers.sh.
 package.path = os.getenv("SHIELD_SOURCE_DIR") .. "/tests/lib/?.lua;" .. package.path
@@ -56,6 +56,28 @@ t.eq(err, "ERR unknown command 'NOSUCHCMD', with args beginning with: 'x' ", "er
 v, err = redis.call("INCR", "l")
 t.eq(err, "WRONGTYPE Operation against a key holding the wrong kind of value", "WRONGTYPE")
 
+-- hgetall: the hash keyed by field, values as strings.
+local function fields_text(fields)
+  local items = {}
+  for name, value in pairs(fields) do
+    items[#items + 1] = name .. "=" .. value
+  end
+  table.sort(items)
+  return table.concat(items, ",")
+end
+redis.call("HSET", "h", "status", "completed", "count:entities", 12, "count:relations", 0, "empty", "")
+local h = redis.hgetall("h")
+t.eq(fields_text(h), "count:entities=12,count:relations=0,empty=,status=completed", "hgetall: fields by name")
+t.eq(type(h["count:entities"]), "string", "hgetall: a number stored is a string")
+t.eq(fields_text(redis.hgetall("missing")), "", "hgetall of a missing key: an empty table")
+redis.call("HSET", 42, "f", "v")
+t.eq(fields_text(redis.hgetall(42)), "f=v", "hgetall: a number key")
+v, err = redis.hgetall("l")
+t.eq(v, nil, "hgetall of a list: nil")
+t.eq(err, "WRONGTYPE Operation against a key holding the wrong kind of value", "hgetall of a list: WRONGTYPE")
+local ok, e = pcall(redis.hgetall)
+t.like(e, "bad argument #1 to 'hgetall' %(string or number expected, got no value%)", "hgetall without a key raises")
+
 -- Arguments: integral numbers as integers, others round-trip exact; binary-safe strings.
 redis.call("SET", "num", 42)
 t.eq(redis.call("GET", "num"), "42", "integer argument")
@@ -73,7 +95,7 @@ redis.call("SET", "bin", "a\0b")
 t.eq(redis.call("GET", "bin"), "a\0b", "binary-safe")
 
 -- Misuse raises.
-local ok, e = pcall(redis.call, "SET", "k", true)
+ok, e = pcall(redis.call, "SET", "k", true)
 t.eq(ok, false, "boolean argument raises")
 t.like(e, "bad argument #3 to 'call' %(string or number expected, got boolean%)", "boolean argument message")
 ok, e = pcall(redis.call)
@@ -215,6 +237,9 @@ t.eq(err, "redis: not connected", "while down: redis: not connected")
 t.ok(shield.now() - t0 < 500, "while down: fails fast")
 v, err = s:call({ "key" }, { "arg", 1 })
 t.eq(err, "redis: not connected", "script while down")
+v, err = redis.hgetall("h")
+t.eq(v, nil, "hgetall while down: nil")
+t.eq(err, "redis: not connected", "hgetall while down: error")
 res, err = redis.pipeline({ { "PING" }, { "PING" } })
 t.eq(res, nil, "pipeline while down: nil")
 t.eq(err, "redis: not connected", "pipeline while down: error")

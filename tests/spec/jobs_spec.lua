@@ -154,6 +154,10 @@ describe("shield.jobs", function()
       counts = hash.counts }, hash)
     assert.same({ status = "queued" }, jobs.hash_fields({ "status", "queued" }))
     assert.same({}, jobs.hash_fields({ "status", "queued", "count:bad", "x" }).counts, "a count that is no number")
+    assert.same(hash, jobs.take_counts({ status = "completed", chunks_total = "2", chunks_processed = "2",
+      ["count:entities"] = "12", ["count:relations"] = "0", ["count:vectors"] = "31", rev = "4" }),
+      "the same from the fields keyed by name")
+    assert.same({ status = "queued" }, jobs.take_counts({ status = "queued" }))
     local text = jobs.view_json("id1", hash, cjson.encode)
     assert.is_truthy(text:find(',"counts":{"entities":12,"relations":0,"vectors":31}}', 1, true))
     assert.same(jobs.view("id1", hash), cjson.decode(text))

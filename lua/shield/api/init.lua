@@ -115,9 +115,6 @@ local function parse_query(raw)
   return q
 end
 
--- Called by runtime/api.c per request: method, path, raw query, a table of
--- lowercased header names, the body, the request id. Returns status, content
--- type, extra header lines ("Name: value\r\n"...), and the body text.
 -- Header lines ("Name: value\r\n"...) and the content type of a handler's
 -- headers table (nil: none, JSON).
 local function header_lines(extra)
@@ -133,6 +130,10 @@ local function header_lines(extra)
   return table.concat(lines), content_type
 end
 
+-- Called by runtime/api.c per request: method, path, raw query, the headers
+-- (headers[name], any case: the first of repeated ones), the body, the request
+-- id. Returns status, content type, extra header lines ("Name: value\r\n"...),
+-- and the body text.
 function _M.serve(method, path, query, headers, body, request_id)
   local req = { method = method, path = path, query = query == "" and {} or parse_query(query), headers = headers,
     body = body, request_id = request_id }

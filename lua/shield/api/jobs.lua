@@ -108,11 +108,11 @@ end
 -- The whole hash: the count:<name> fields are not known in advance. Every job
 -- hash has a status, so none means no job.
 local function from_redis(id)
-  local flat, err = shield.redis.call("HGETALL", "job:" .. id)
-  if type(flat) ~= "table" then
+  local f, err = shield.redis.hgetall("job:" .. id)
+  if not f then
     return nil, err
   end
-  local f = jobs.hash_fields(flat)
+  jobs.take_counts(f)
   if not f.status then
     return false
   end
