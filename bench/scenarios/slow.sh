@@ -8,7 +8,9 @@
 # Each level enqueues enough chunks for about BENCH_SLOW_SECONDS at the ideal
 # rate (concurrency x workers / delay), at most BENCH_SLOW_MAX_CHUNKS but two
 # full rounds of the pool at least, into the running pool; the rate runs
-# from the first begin to the last ack. The fake's max_in_flight shows how many
+# from the first begin to the last ack. A level's first delay can only wait
+# for the LLM and its last round runs down: the default cap (12,000) keeps
+# these edges to a few percent of lightrag.lua's top level (~11 s). The fake's max_in_flight shows how many
 # calls really overlapped; CPU per chunk is given for the workers, PostgreSQL's
 # backends and Redis. Sourced by bench/run.sh (lib.sh loaded).
 # shellcheck shell=bash
