@@ -106,7 +106,9 @@ static const char *field(const redisReply *fields, const char *name) {
  * run of one job, one XADD per task. Returns how many commands it appended. */
 static int append_settle(const redisReply *entries, const char **argv, size_t *lens) {
   size_t n = entries->elements;
-  argv[0] = "XACK", argv[1] = STREAM, argv[2] = GROUP;
+  argv[0] = "XACK";
+  argv[1] = STREAM;
+  argv[2] = GROUP;
   for (size_t i = 0; i < n; i++) argv[3 + i] = entries->element[i]->element[0]->str;
   for (size_t i = 0; i < 3 + n; i++) lens[i] = strlen(argv[i]);
   redisAppendCommandArgv(redis, (int)(3 + n), argv, lens);
@@ -121,6 +123,7 @@ static int append_settle(const redisReply *entries, const char **argv, size_t *l
       const char *chunk = field(entries->element[k]->element[1], "chunk_id");
       char data[128];
       int len = snprintf(data, sizeof data, "{\"chunk_id\":\"%s\"}", chunk);
+      if (len >= (int)sizeof data) len = (int)sizeof data - 1; /* truncated: the ids here are short */
       const char *xadd[] = {"XADD", EVENTS, "MAXLEN", "~", "100000", "*", "type", "chunk.done", "job_id", job, "data", data};
       size_t xlen[12];
       for (int a = 0; a < 12; a++) xlen[a] = a == 11 ? (size_t)len : strlen(xadd[a]);
