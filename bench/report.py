@@ -7,6 +7,7 @@ Used by bench/run.sh and bench/scenarios/*.sh; standard library only.
     report.py drain WAIT_JSON ENQUEUE_JSON SCRIPTS_DIR REDIS_CPU0_US WORKER_CPU_US
               SUP_CPU_US WALL_MS "RSS_KIB..." POOL LOADAVG BUSY_SHARE
     report.py wrk WRK_OUTPUT CHUNKS_PER_REQUEST(0: none) EXTRA_JSON
+    report.py annotate RAW_JSON NAME=VALUE...
     report.py summary RESULTS_DIR META_JSON WORK_DIR
 """
 import glob
@@ -136,6 +137,20 @@ def wrk(args):
     return out
 
 
+def annotate(args):
+    """A tool's JSON with the scenario's conditions added (NAME=VALUE; a value
+    that reads as a number is one)."""
+    with open(args[0]) as f:
+        out = json.load(f)
+    for pair in args[1:]:
+        name, value = pair.split("=", 1)
+        try:
+            out[name] = float(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
 # (scenario, key, label, target, "min" | "max" | None): the table's rows.
 ROWS = [
     ("reference", "tasks_per_s", "1 reference client, tasks/s", None, None),
@@ -241,7 +256,7 @@ def main():
     if cmd == "summary":
         summary(args)
         return
-    result = {"drain": drain, "wrk": wrk}[cmd](args)
+    result = {"drain": drain, "wrk": wrk, "annotate": annotate}[cmd](args)
     print(json.dumps(result, sort_keys=True))
 
 

@@ -24,10 +24,6 @@ print(round(json.load(open(p))['chunks_per_s'] * float(sys.argv[2])) if os.path.
     "$SRC/lua/shield/redis/common.lua" "$SRC/lua/shield/redis/enqueue.lua" >"$WORK/latency.raw.json" ||
     bench_die "latency: the load generator failed"
   pool_stop 60 || bench_log "latency: the pool exited with status $?"
-  python3 -c "
-import json, sys
-d = json.load(open(sys.argv[1]))
-d.update(pool=sys.argv[2], loadavg_at_start=float(sys.argv[3]), share_of_drain=float(sys.argv[4]))
-print(json.dumps(d, sort_keys=True))
-" "$WORK/latency.raw.json" "$pool" "$load" "$BENCH_LAT_SHARE" >"$RESULTS/latency.json"
+  python3 "$SRC/bench/report.py" annotate "$WORK/latency.raw.json" pool="$pool" loadavg_at_start="$load" \
+    share_of_drain="$BENCH_LAT_SHARE" >"$RESULTS/latency.json"
 }

@@ -12,12 +12,8 @@ reference_run() {
   bench_log "$name: the reference client on $((BENCH_DRAIN_JOBS * BENCH_JOB_CHUNKS)) tasks, batches of $BENCH_BATCH"
   "$TOOLS/reference" "$SHIELD_TEST_REDIS_PORT" "$((BENCH_DRAIN_JOBS * BENCH_JOB_CHUNKS))" "$BENCH_JOB_CHUNKS" \
     "$BENCH_CHUNK_BYTES" "$BENCH_BATCH" >"$WORK/$name.raw.json" || bench_die "$name: the reference client failed"
-  python3 -c "
-import json, sys
-d = json.load(open(sys.argv[1]))
-d.update(redis_appendonly=sys.argv[2], loadavg_at_start=float(sys.argv[3]))
-print(json.dumps(d, sort_keys=True))
-" "$WORK/$name.raw.json" "$(redis CONFIG GET appendonly | tail -1)" "$load" >"$RESULTS/$name.json"
+  python3 "$SRC/bench/report.py" annotate "$WORK/$name.raw.json" \
+    redis_appendonly="$(redis CONFIG GET appendonly | tail -1)" loadavg_at_start="$load" >"$RESULTS/$name.json"
 }
 
 scenario_reference() {
