@@ -80,16 +80,23 @@ local function dispatch(req)
   return "unknown", problem(404, "Not Found", "no route " .. path)
 end
 
-local function internal_error(err)
-  shield.log.error("request handler failed: " .. debug.traceback(tostring(err), 2))
-  return err
+local function traceback(err)
+  return debug.traceback(tostring(err), 2)
+end
+
+-- "GET /jobs/x, request <id>": names a request in the log as its response's
+-- X-Request-Id does to the client.
+local function request_name(req)
+  return req.method .. " " .. req.path .. ", request " .. tostring(req.request_id)
 end
 
 function _M.handle(req)
-  local ok, route, status, body, headers = xpcall(dispatch, internal_error, req)
+  local ok, route, status, body, headers = xpcall(dispatch, traceback, req)
   if not ok then
+    shield.log.error("request handler failed (" .. request_name(req) .. "): " .. route)
     route = "error"
-    status, body, headers = problem(500, "Internal Server Error", "the request handler failed; see the log")
+    status, body, headers = problem(500, "Internal Server Error",
+      "the request handler failed; see the log of request " .. tostring(req.request_id))
   end
   local key = route .. " " .. status
   counts[key] = (counts[key] or 0) + 1
@@ -142,7 +149,7 @@ function _M.serve(method, path, query, headers, body, request_id)
   if type(out) == "table" then
     local encoded, err = shield.json.encode(out)
     if not encoded then
-      shield.log.error("response of " .. path .. " is not JSON-encodable:", err)
+      shield.log.error("response of " .. request_name(req) .. " is not JSON-encodable:", err)
       status, content_type = 500, "application/problem+json"
       encoded = '{"type":"about:blank","title":"Internal Server Error","status":500}'
     end
