@@ -44,6 +44,15 @@ fresh_redis() {
   fi
 }
 
+# without_aof CMD...: runs CMD with Redis' append-only file off, then turns
+# it on again and waits for the rewrite that starts.
+without_aof() {
+  redis CONFIG SET appendonly no >/dev/null
+  "$@"
+  redis CONFIG SET appendonly yes >/dev/null
+  wait_until 60 aof_idle || bench_die "the AOF rewrite after appendonly yes did not finish"
+}
+
 # write_config NAME LUA_FIELDS: $WORK/NAME.cfg.lua with the servers' URLs, the
 # HTTP port, an events stream long enough to keep every event of a scenario
 # (the drain reads its first and last ack from it), and LUA_FIELDS (e.g.

@@ -284,6 +284,16 @@ static int not_connected(lua_State *L) {
  * userdata for them cost ~400 instructions a call (it and its collection). */
 #define STACK_ARGS 8
 
+/* Sends one command on the client (the blocking one when `blocking`) and
+ * waits for its answer, given to Lua as `kind` says. */
+static int send_one(lua_State *L, int blocking, req_kind_t kind, int argc, const char **argv, const size_t *argvlen) {
+  shr_redis_t *r = client(L, blocking);
+  if (!r) return not_connected(L);
+  lreq_t *req = req_new(L, 1, kind);
+  shr_redis_command(r, on_reply, &req->slots[0], argc, argv, argvlen);
+  return shr_sched_wait(L, &req->wait);
+}
+
 static int l_call(lua_State *L) {
   int argc = lua_gettop(L);
   for (int i = 1; i <= (argc ? argc : 1); i++) to_arg(L, i, "call", i);
@@ -294,11 +304,7 @@ static int l_call(lua_State *L) {
   size_t *argvlen = argvlen_stack;
   if (argc > STACK_ARGS) vectors(L, argc, &argv, &argvlen);
   collect(L, 1, argc, argv, argvlen);
-  shr_redis_t *r = client(L, blocking(argc, argv, argvlen));
-  if (!r) return not_connected(L);
-  lreq_t *req = req_new(L, 1, REQ_CALL);
-  shr_redis_command(r, on_reply, &req->slots[0], argc, argv, argvlen);
-  return shr_sched_wait(L, &req->wait);
+  return send_one(L, blocking(argc, argv, argvlen), REQ_CALL, argc, argv, argvlen);
 }
 
 static int l_hgetall(lua_State *L) {
@@ -308,11 +314,7 @@ static int l_hgetall(lua_State *L) {
   const char *key = lua_tolstring(L, 1, &keylen);
   const char *argv[] = {"HGETALL", key};
   size_t argvlen[] = {strlen("HGETALL"), keylen};
-  shr_redis_t *r = client(L, 0);
-  if (!r) return not_connected(L);
-  lreq_t *req = req_new(L, 1, REQ_HASH);
-  shr_redis_command(r, on_reply, &req->slots[0], 2, argv, argvlen);
-  return shr_sched_wait(L, &req->wait);
+  return send_one(L, 0, REQ_HASH, 2, argv, argvlen);
 }
 
 static int l_pipeline(lua_State *L) {

@@ -63,8 +63,5 @@ scenario_drain_default() {
 
 # The same drain with Redis' append-only file off: what the AOF costs.
 scenario_drain_noaof() {
-  redis CONFIG SET appendonly no >/dev/null
-  drain_run drain_noaof "{ size = $BENCH_POOL_SIZE, concurrency = $BENCH_CONCURRENCY, batch_size = $BENCH_BATCH, max_tasks_per_child = 0 }"
-  redis CONFIG SET appendonly yes >/dev/null
-  wait_until 60 aof_idle || bench_die "the AOF rewrite after appendonly yes did not finish"
+  without_aof drain_run drain_noaof "{ size = $BENCH_POOL_SIZE, concurrency = $BENCH_CONCURRENCY, batch_size = $BENCH_BATCH, max_tasks_per_child = 0 }"
 }

@@ -21,8 +21,5 @@ scenario_reference() {
 }
 
 scenario_reference_noaof() {
-  redis CONFIG SET appendonly no >/dev/null
-  reference_run reference_noaof
-  redis CONFIG SET appendonly yes >/dev/null
-  wait_until 60 aof_idle || bench_die "the AOF rewrite after appendonly yes did not finish"
+  without_aof reference_run reference_noaof
 }
